@@ -1,0 +1,1 @@
+"""The functional core: pure decisions (planning, resume, status, record mapping). No I/O here."""
