@@ -3,6 +3,7 @@
 # version-keyed cache directory, and reuses that directory when it is complete.
 #
 #   hack/build-k8s-binaries.sh            -> prints the directory holding the binaries
+#   hack/build-k8s-binaries.sh --check    -> same, but exits 1 instead of building
 #
 # Kubernetes' own go.mod requires its staging modules at v0.0.0 and replaces them with
 # ./staging paths; replace directives only apply in the main module, so a throwaway
@@ -22,6 +23,7 @@ complete() {
 }
 
 if complete; then echo "$OUT"; exit 0; fi
+[[ "${1:-}" == "--check" ]] && exit 1
 
 command -v go >/dev/null 2>&1 || die "no Go toolchain on PATH and KUBEBUILDER_ASSETS is not set.
 Install Go >= 1.24 (https://go.dev/dl or your distribution's golang package), or set

@@ -1,0 +1,38 @@
+# One command each: `make test` (the test suite), `make cluster-up` / `make cluster-down`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+HARNESS := PYTHONPATH=tests $(PYTHON) -m harness.controlplane
+
+.PHONY: venv test test-unit binaries cluster-up cluster-down cluster-status clean
+
+venv: $(STAMP)
+
+# Re-created whenever pyproject.toml changes; reused otherwise.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+test-unit: $(STAMP)
+	$(PY) -m pytest -m "not cluster"
+
+binaries:
+	bash hack/build-k8s-binaries.sh
+
+cluster-up:
+	$(HARNESS) up --dir .cluster
+
+cluster-down:
+	$(HARNESS) down --dir .cluster
+
+cluster-status:
+	$(HARNESS) status --dir .cluster
+
+clean: cluster-down
+	rm -rf $(VENV) .pytest_cache
