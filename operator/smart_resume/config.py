@@ -124,6 +124,22 @@ class Settings:
         return cls(**groups)
 
 
+def secret_env_names() -> list[str]:
+    """The variables that carry secrets; workers get them from the credentials Secret, never inline."""
+    return [
+        env_name(group.name, field.name)
+        for group in dataclasses.fields(Settings)
+        for field in dataclasses.fields(group.default)  # type: ignore[arg-type]
+        if isinstance(getattr(group.default, field.name), Secret)
+    ]
+
+
+def forwardable_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The operator's non-secret ``SMART_RESUME_*`` settings, to hand on to the workers it starts."""
+    secrets = set(secret_env_names())
+    return {k: v for k, v in sorted(environ.items()) if k.startswith(ENV_PREFIX) and k not in secrets}
+
+
 def env_name(group: str, field: str) -> str:
     """The environment variable that sets ``group.field``: ``env_name("ai", "model")`` -> ``SMART_RESUME_AI_MODEL``."""
     return f"{ENV_PREFIX}{group}_{field}".upper()

@@ -1,0 +1,1 @@
+"""The operator: kopf handlers (``handlers``) and what they do to a run (``lifecycle``)."""

@@ -1,0 +1,139 @@
+"""One Lease per stream as the stream's lock: acquire (with stale takeover), renew, release.
+
+The decisions are made by ``core.locks``; this module only reads and writes Leases. Every write
+carries the ``resourceVersion`` it was decided on, so concurrent runs cannot both win: the loser
+gets a 409 Conflict, reads the Lease again and sees the winner as a live holder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from smart_resume import resource
+from smart_resume.core.locks import LeaseDecision, LeaseView, decide, lease_spec
+
+_ATTEMPTS = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class Acquisition:
+    acquired: bool
+    decision: LeaseDecision
+    """What was found: Create/Ours/TakeOver when acquired; Held when another run has it."""
+    previous: LeaseView | None = None
+    """The Lease as found before our write (the stale holder on a takeover, the live one when held)."""
+
+
+class StreamLock:
+    """The Lease ``smart-resume-stream-<n>`` in a namespace, held on behalf of one run."""
+
+    def __init__(self, api: client.ApiClient, *, namespace: str, stream: int, holder: str,
+                 duration_seconds: int, owner: dict[str, Any] | None = None) -> None:
+        self._leases = client.CoordinationV1Api(api)
+        self._serialize = api.sanitize_for_serialization
+        self.namespace = namespace
+        self.stream = stream
+        self.name = resource.lease_name(stream)
+        self.holder = holder
+        self.duration_seconds = duration_seconds
+        self._owner = owner
+
+    def acquire(self, now: datetime.datetime) -> Acquisition:
+        for _ in range(_ATTEMPTS):
+            current, version = self._read()
+            decision = decide(current, holder=self.holder, now=now)
+            if decision is LeaseDecision.HELD:
+                return Acquisition(False, decision, current)
+            try:
+                if decision is LeaseDecision.CREATE:
+                    self._create(now)
+                elif decision is LeaseDecision.OURS:
+                    self._replace(version, current, now, acquired=current.renew_time if current else None)
+                else:
+                    self._replace(version, current, now, acquired=now,
+                                  transitions=(current.transitions + 1) if current else 1)
+            except ApiException as exc:
+                if exc.status == 409:  # someone wrote first: decide again on what they wrote
+                    continue
+                raise
+            return Acquisition(True, decision, current)
+        current, _ = self._read()
+        return Acquisition(False, LeaseDecision.HELD, current)
+
+    def renew(self, now: datetime.datetime) -> bool:
+        """Renew our hold; ``False`` when the Lease is gone or another run holds it now."""
+        for _ in range(_ATTEMPTS):
+            current, version = self._read()
+            if current is None or current.holder != self.holder:
+                return False
+            try:
+                self._replace(version, current, now, acquired=None)
+                return True
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+        return False
+
+    def release(self) -> bool:
+        """Delete the Lease if we hold it; ``True`` when it was ours and is now gone."""
+        current, version = self._read()
+        if current is None or current.holder != self.holder:
+            return False
+        try:
+            self._leases.delete_namespaced_lease(
+                self.name, self.namespace,
+                body=client.V1DeleteOptions(preconditions=client.V1Preconditions(resource_version=version)),
+            )
+        except ApiException as exc:
+            if exc.status in (404, 409):
+                return False
+            raise
+        return True
+
+    def holder_now(self) -> LeaseView | None:
+        return self._read()[0]
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _read(self) -> tuple[LeaseView | None, str]:
+        try:
+            lease = self._leases.read_namespaced_lease(self.name, self.namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None, ""
+            raise
+        body = self._serialize(lease)
+        return LeaseView.from_spec(body.get("spec") or {}), lease.metadata.resource_version
+
+    def _create(self, now: datetime.datetime) -> None:
+        self._leases.create_namespaced_lease(self.namespace, self._body(
+            lease_spec(holder=self.holder, now=now, duration_seconds=self.duration_seconds,
+                       transitions=0)))
+
+    def _replace(self, version: str, current: LeaseView | None, now: datetime.datetime, *,
+                 acquired: datetime.datetime | None, transitions: int | None = None) -> None:
+        spec = lease_spec(
+            holder=self.holder, now=now, duration_seconds=self.duration_seconds,
+            transitions=transitions if transitions is not None else (current.transitions if current else 0),
+            acquired=acquired,
+        )
+        if acquired is None and current is not None:  # a renewal keeps the original acquireTime
+            spec.pop("acquireTime")
+            self._leases.patch_namespaced_lease(self.name, self.namespace, {
+                "metadata": {"resourceVersion": version}, "spec": spec},
+                _content_type="application/merge-patch+json")
+            return
+        body = self._body(spec)
+        body["metadata"]["resourceVersion"] = version
+        self._leases.replace_namespaced_lease(self.name, self.namespace, body)
+
+    def _body(self, spec: dict[str, Any]) -> dict[str, Any]:
+        metadata: dict[str, Any] = {"name": self.name, "labels": {resource.LABEL_STREAM: str(self.stream)}}
+        if self._owner:
+            metadata["ownerReferences"] = [self._owner]
+        return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata, "spec": spec}

@@ -1,0 +1,43 @@
+"""Reading SmartResumeRuns and writing their status: the one status writer outside kopf handlers.
+
+Status is written with JSON merge patches to the status subresource. Per-stream and per-client
+progress are maps keyed by stream number and client ID, so a merge patch from one stream's worker
+touches only its own keys and can never erase another writer's entries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubernetes import client
+
+from smart_resume import resource
+
+MERGE_PATCH = "application/merge-patch+json"
+
+
+class Runs:
+    def __init__(self, api: client.ApiClient) -> None:
+        self._objects = client.CustomObjectsApi(api)
+
+    def get(self, namespace: str, name: str) -> dict[str, Any]:
+        return self._objects.get_namespaced_custom_object(  # type: ignore[no-any-return]
+            resource.GROUP, resource.VERSION, namespace, resource.PLURAL, name)
+
+    def list(self, namespace: str) -> list[dict[str, Any]]:
+        listing = self._objects.list_namespaced_custom_object(
+            resource.GROUP, resource.VERSION, namespace, resource.PLURAL)
+        return list(listing.get("items", []))
+
+    def delete(self, namespace: str, name: str) -> None:
+        self._objects.delete_namespaced_custom_object(
+            resource.GROUP, resource.VERSION, namespace, resource.PLURAL, name)
+
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self._objects.patch_namespaced_custom_object_status(
+            resource.GROUP, resource.VERSION, namespace, resource.PLURAL, name,
+            {"status": status}, _content_type=MERGE_PATCH)
+
+    def patch_stream(self, namespace: str, name: str, stream: int, patch: dict[str, Any]) -> None:
+        """Merge ``patch`` into ``status.streams.<stream>`` only."""
+        self.patch_status(namespace, name, {"streams": {str(stream): patch}})

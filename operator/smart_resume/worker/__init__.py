@@ -1,0 +1,1 @@
+"""The stream worker: the process a stream's Job runs (``smart-resume worker``)."""

@@ -1,0 +1,130 @@
+"""Run one client's tasks in a child process, so that the per-client timeout always holds.
+
+A task that hangs inside a remote call cannot be interrupted from another thread in Python; a
+child process can always be killed. The child runs the client's remaining tasks in order and
+reports each start and end over a pipe; the parent turns those reports into checkpoints and kills
+the child when the client's time is up or the worker must stop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import logging
+import multiprocessing
+import multiprocessing.connection
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from smart_resume.config import Settings
+from smart_resume.core.clients import Client
+
+log = logging.getLogger("smart_resume.worker")
+
+_CONTEXT = multiprocessing.get_context("spawn")  # no threads or sockets inherited from the parent
+_POLL_SECONDS = 0.2
+
+
+@dataclasses.dataclass(frozen=True)
+class ClientJob:
+    """Everything the child needs; picklable."""
+
+    client: Client
+    run_id: str
+    tasks: tuple[str, ...]
+    settings: Settings
+    lead_scoring_limit: int | None = None
+    dry_run: bool = False
+    log_format: str = "json"
+
+
+class Ending(enum.StrEnum):
+    COMPLETED = "Completed"      # every task reported done
+    FAILED = "Failed"            # a task raised, or the child died
+    TIMED_OUT = "TimedOut"       # the per-client timeout passed
+    INTERRUPTED = "Interrupted"  # the worker was asked to stop (SIGTERM, lost lock)
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskReport:
+    """One message from the child: a task started (``outcome`` None) or ended."""
+
+    task: str
+    started: bool
+    outcome: dict[str, Any] | None = None
+    error: str | None = None
+    duration_seconds: float = 0.0
+
+
+def run_client(job: ClientJob, *, timeout_seconds: float, stop: threading.Event,
+               on_report: Callable[[TaskReport], None]) -> tuple[Ending, str]:
+    """Run ``job`` in a child process; return how it ended and a message for humans."""
+    receiver, sender = _CONTEXT.Pipe(duplex=False)
+    child = _CONTEXT.Process(target=_child_main, args=(job, sender), name=f"client-{job.client.client_id}",
+                             daemon=True)
+    child.start()
+    sender.close()
+    deadline = time.monotonic() + timeout_seconds
+    try:
+        while True:
+            if stop.is_set():
+                return Ending.INTERRUPTED, "the worker was asked to stop"
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return Ending.TIMED_OUT, f"client timeout of {timeout_seconds:.0f}s reached"
+            if not receiver.poll(min(remaining, _POLL_SECONDS)):
+                continue
+            try:
+                report: TaskReport | None = receiver.recv()
+            except EOFError:
+                child.join(5)
+                return Ending.FAILED, f"the client process exited unexpectedly (exit code {child.exitcode})"
+            if report is None:  # the child's "all tasks done"
+                return Ending.COMPLETED, ""
+            on_report(report)
+            if report.error is not None:
+                return Ending.FAILED, f"{report.task} failed: {report.error}"
+    finally:
+        receiver.close()
+        _end(child)
+
+
+def _end(child: multiprocessing.process.BaseProcess) -> None:
+    child.join(0.5)
+    if child.is_alive():
+        child.kill()
+        child.join(5)
+
+
+def _child_main(job: ClientJob, sender: multiprocessing.connection.Connection) -> None:
+    # Imported here: the child is a fresh interpreter (spawn) and only it needs the integrations.
+    from smart_resume.logs import configure_logging
+    from smart_resume.tasks.base import TaskContext
+    from smart_resume.tasks.registry import load_registry
+    from smart_resume.tasks.services import Services
+
+    configure_logging(job.log_format)
+    tasks = load_registry(job.settings.job.task_plugins).resolve(job.tasks)
+    context = TaskContext(client=job.client, run_id=job.run_id, settings=job.settings,
+                          services=Services(job.settings), lead_scoring_limit=job.lead_scoring_limit,
+                          dry_run=job.dry_run)
+    for name in job.tasks:
+        sender.send(TaskReport(name, started=True))
+        began = time.monotonic()
+        try:
+            outcome = tasks[name](context)
+        except Exception as exc:  # reported to the parent, which records it and retries later
+            log.exception("task %s failed for client %s", name, job.client.client_id)
+            sender.send(TaskReport(name, started=False, error=_describe(exc),
+                                   duration_seconds=time.monotonic() - began))
+            return
+        sender.send(TaskReport(name, started=False, outcome=dataclasses.asdict(outcome),
+                               duration_seconds=time.monotonic() - began))
+    sender.send(None)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 300 else text[:299] + "…"

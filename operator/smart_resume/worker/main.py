@@ -1,0 +1,89 @@
+"""``smart-resume worker --run NAME --stream N``: the entry point of a stream's Job.
+
+1. Load settings and the task registry; a bad one fails here, before any work (exit 2).
+2. Read the run, check that its Lease for this stream is still ours.
+3. Load the stream's clients from the Airtable Clients table (or the run's ad-hoc client list).
+4. Process them with ``StreamWorker``, renewing the Lease, until done, deadline, SIGTERM or lost lock.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import signal
+import time
+from typing import Any
+
+
+from smart_resume.config import Settings
+from smart_resume.core.clients import Client
+from smart_resume.core.spec import RunSpec
+from smart_resume.errors import ConfigurationError, SmartResumeError
+from smart_resume.kube.connection import api_client
+from smart_resume.kube.leases import StreamLock
+from smart_resume.kube.runs import Runs
+from smart_resume.tasks.registry import load_registry
+from smart_resume.tasks.services import Services
+from smart_resume.worker.exit_codes import EXIT_CONFIGURATION, EXIT_FAILED, EXIT_OK, EXIT_TERMINATED
+from smart_resume.worker.heartbeat import Heartbeat
+from smart_resume.worker.stream import StopSignals, StreamWorker
+
+log = logging.getLogger("smart_resume.worker")
+
+
+
+def holder_identity(run: dict[str, Any]) -> str:
+    """Who holds a stream Lease on behalf of a run: ``namespace/name/uid``."""
+    meta = run["metadata"]
+    return f"{meta['namespace']}/{meta['name']}/{meta['uid']}"
+
+
+def run_worker(*, run_name: str, stream: int, namespace: str | None = None) -> int:
+    started = time.monotonic()
+    signals = StopSignals()
+    signal.signal(signal.SIGTERM, lambda *_: signals.stop(signals.terminate))
+    namespace = namespace or os.environ.get("SMART_RESUME_NAMESPACE") or "default"
+    api = api_client()
+    runs = Runs(api)
+
+    def patch(fields: dict[str, Any]) -> None:
+        runs.patch_stream(namespace, run_name, stream, fields)
+
+    try:
+        settings = Settings.from_env()
+        run = runs.get(namespace, run_name)
+        spec = RunSpec.from_body(run)
+        load_registry(settings.job.task_plugins).resolve(spec.tasks)
+    except ConfigurationError as exc:
+        log.error("invalid configuration: %s", exc)
+        patch({"reason": "InvalidConfiguration", "message": str(exc)})
+        return EXIT_CONFIGURATION
+
+    lock = StreamLock(api, namespace=namespace, stream=stream, holder=holder_identity(run),
+                      duration_seconds=settings.lease.duration_seconds)
+    if not lock.renew(datetime.datetime.now(datetime.timezone.utc)):
+        patch({"reason": "LockLost", "message": "the stream's Lease is not held by this run"})
+        return EXIT_CONFIGURATION
+    stream_status = ((run.get("status") or {}).get("streams") or {}).get(str(stream)) or {}
+    try:
+        clients = _load_clients(Services(settings), spec, stream)
+    except SmartResumeError as exc:
+        log.error("cannot load the clients of stream %s: %s", stream, exc)
+        patch({"reason": "ClientsUnavailable", "message": str(exc)})
+        return EXIT_FAILED
+    worker = StreamWorker(
+        run_id=(run.get("status") or {}).get("runId") or run_name, spec=spec, stream=stream,
+        settings=settings, clients=clients, carried=stream_status.get("clients") or {},
+        patch=patch, signals=signals, deadline=started + spec.deadline_seconds,
+    )
+    with Heartbeat(lock, interval_seconds=settings.lease.renew_interval_seconds, signals=signals):
+        result = worker.run()
+    log.info("stream %s ended: %s (%s) %s", stream, result.phase, result.reason, result.message)
+    return EXIT_TERMINATED if signals.terminate.is_set() else EXIT_OK
+
+
+def _load_clients(services: Services, spec: RunSpec, stream: int) -> list[Client]:
+    if spec.clients:
+        return [c for c in services.airtable.clients_by_id(list(spec.clients)) if c.stream == stream]
+    return list(services.airtable.active_clients(stream))
