@@ -42,6 +42,8 @@ from smart_resume.kube.runs import Runs
 from smart_resume.worker.main import holder_identity
 
 Body = Mapping[str, Any]
+_WORKER_STOP_REASONS = frozenset({"DeadlineNear", "InvalidConfiguration", "ClientsUnavailable", "LockLost"})
+"""Reasons a worker records when it stops on purpose; more telling than its Job's condition."""
 
 
 class RunLifecycle:
@@ -149,23 +151,19 @@ class RunLifecycle:
 
     def _follow_job(self, body: Body, stream: int, stream_status: dict[str, Any],
                     job: client.V1Job | None) -> dict[str, Any]:
-        if job is None:
-            finished, deadline, reason = True, False, "JobMissing"
-        else:
-            ended = _job_ended(job)
-            if ended is None:
-                return {}
-            finished, deadline = True, ended == "DeadlineExceeded"
-            reason = ended
+        job_reason = _job_ended(job) if job is not None else "JobMissing"
+        if job_reason is None:
+            return {}
         worker_reason = stream_status.get("reason", "")
-        deadline = deadline or worker_reason == "DeadlineNear"
-        phase = stream_phase(stream_status, job_finished=finished, deadline_exceeded=deadline,
-                             terminated=False)
-        if phase in (Phase.FAILED, Phase.TIMED_OUT) and worker_reason in ("InvalidConfiguration",
-                                                                         "ClientsUnavailable", "LockLost"):
+        phase = stream_phase(
+            stream_status, job_finished=True, terminated=False,
+            deadline_exceeded=job_reason == "DeadlineExceeded" or worker_reason == "DeadlineNear")
+        if phase in (Phase.SUCCEEDED, Phase.PARTIALLY_SUCCEEDED) or job_reason == "Complete":
+            reason = worker_reason or job_reason
+        elif job_reason == "DeadlineExceeded" or worker_reason not in _WORKER_STOP_REASONS:
+            reason = job_reason
+        else:
             reason = worker_reason
-        elif phase in (Phase.SUCCEEDED, Phase.PARTIALLY_SUCCEEDED):
-            reason = worker_reason or "CycleFinished"
         self._lock(body, stream).release()
         message = stream_status.get("message") or reason
         event = kopf.info if phase == Phase.SUCCEEDED else kopf.warn
