@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import json
 
 import pytest
 from kubernetes import client
@@ -63,3 +64,233 @@ def test_run__three_streams_succeed(api_client: client.ApiClient, run_namespace:
     assert {"StreamStarted", "RunSucceeded"} <= set(_events(api_client, run_namespace, "nightly"))
     leases = client.CoordinationV1Api(api_client).list_namespaced_lease(run_namespace).items
     assert leases == [], "every stream Lease is released when its Job ends"
+
+
+def _table(api: client.ApiClient, namespace: str) -> tuple[list[str], list[list[object]]]:
+    """What `kubectl get srr` prints: the server-side Table of the printer columns."""
+    method, url, headers, body, _ = api.param_serialize(
+        "GET", f"/apis/{resource.GROUP}/{resource.VERSION}/namespaces/{namespace}/{resource.PLURAL}",
+        header_params={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"},
+        auth_settings=["BearerToken"])
+    response = json.loads(api.call_api(method, url, header_params=headers, body=body).read())
+    columns = [c["name"] for c in response["columnDefinitions"] if c.get("priority", 0) == 0]
+    return columns, [row["cells"][: len(columns)] for row in response["rows"]]
+
+
+def test_run__printer_columns_show_progress(api_client: client.ApiClient, run_namespace: str,
+                                            airtable: Airtable, operator: OperatorProcess) -> None:
+    """`kubectl get srr` shows Phase, Streams, Progress, Current and Age of a finished run."""
+    airtable.add_client("acme-recruiting", 1)
+    create_run(api_client, run_namespace, "columns", streams=[1])
+    wait_phase(api_client, run_namespace, "columns", {"Succeeded"})
+    columns, rows = _table(api_client, run_namespace)
+    assert columns == ["Name", "Phase", "Streams", "Progress", "Current", "Age"]
+    assert rows[0][:4] == ["columns", "Succeeded", "1/1", "1/1"]
+
+
+def test_run__deadline_cut_then_resumed_without_repeats(
+        api_client: client.ApiClient, run_namespace: str, airtable: Airtable,
+        operator: OperatorProcess, task_log: object) -> None:
+    """A run cut by its deadline ends TimedOut; the next run resumes its cycle and repeats nothing."""
+    ids = ["acme-recruiting", "blue-harbor", "cedar-talent", "delta-staffing", "ember-hr"]
+    for client_id in ids:
+        airtable.add_client(client_id, 1, task_seconds=0.5)
+    create_run(api_client, run_namespace, "first", streams=[1], deadlineSeconds=12,
+               clientTimeoutSeconds=7)
+    first = wait_phase(api_client, run_namespace, "first", {"TimedOut"})
+    first_stream = first["status"]["streams"]["1"]
+    done_first = [c for c, e in first_stream["clients"].items() if e["state"] == "Completed"]
+    assert 0 < len(done_first) < len(ids), first_stream
+    assert first_stream["reason"] in ("DeadlineNear", "DeadlineExceeded")
+
+    create_run(api_client, run_namespace, "second", streams=[1])
+    second = wait_phase(api_client, run_namespace, "second", {"Succeeded"})
+
+    stream = second["status"]["streams"]["1"]
+    assert stream["resumedFrom"] == "first"
+    assert stream["cycle"] == first_stream["cycle"] == first["status"]["runId"]
+    assert second["status"]["progress"] == f"{len(ids)}/{len(ids)}"
+    done = _completions(task_log)
+    assert len(done) == len(ids) * 3 and set(done.values()) == {1}, done
+    runs_of = {c: {r for e, r, c2, _ in read_log(str(task_log)) if c2 == c and e == "completed"}
+               for c in ids}
+    assert all(runs_of[c] == {first["status"]["runId"]} for c in done_first)
+
+
+def test_run__hanging_client_times_out_and_is_quarantined(
+        api_client: client.ApiClient, run_namespace: str, airtable: Airtable,
+        operator: OperatorProcess, task_log: object) -> None:
+    """A client hanging in a task is cut by the client timeout, retried after the rest, then
+    quarantined; the other clients of the stream complete."""
+    airtable.add_client("acme-recruiting", 1)
+    airtable.add_client("blue-harbor", 1, behaviour="hang:post_harvesting")
+    airtable.add_client("cedar-talent", 1)
+    create_run(api_client, run_namespace, "hang", streams=[1], clientTimeoutSeconds=4,
+               maxAttempts=2)
+    run = wait_phase(api_client, run_namespace, "hang", {"PartiallySucceeded"}, timeout=120)
+
+    clients = run["status"]["streams"]["1"]["clients"]
+    assert clients["acme-recruiting"]["state"] == clients["cedar-talent"]["state"] == "Completed"
+    hung = clients["blue-harbor"]
+    assert (hung["state"], hung["attempts"]) == ("Quarantined", 2)
+    assert hung["tasks"]["lead_scoring"]["state"] == "Completed"
+    assert hung["tasks"]["post_harvesting"]["state"] == "TimedOut"
+    assert "timeout" in hung["tasks"]["post_harvesting"]["error"]
+    log = read_log(str(task_log))
+    hung_starts = [i for i, (e, _, c, t) in enumerate(log)
+                   if (e, c, t) == ("started", "blue-harbor", "post_harvesting")]
+    cedar_done = max(i for i, (e, _, c, _) in enumerate(log) if (e, c) == ("completed", "cedar-talent"))
+    assert len(hung_starts) == 2 and hung_starts[1] > cedar_done, "the retry comes after the rest"
+    assert _completions(task_log)[("blue-harbor", "lead_scoring")] == 1, "a retry resumes, never repeats"
+    assert run["status"]["totals"]["quarantined"] == 1
+
+
+def test_run__two_runs_race_for_one_stream(api_client: client.ApiClient, run_namespace: str,
+                                           airtable: Airtable, operator: OperatorProcess,
+                                           task_log: object) -> None:
+    """Two runs created together for the same stream: exactly one runs it, the other is Skipped."""
+    airtable.add_client("acme-recruiting", 1, task_seconds=0.3)
+    create_run(api_client, run_namespace, "racer-a", streams=[1])
+    create_run(api_client, run_namespace, "racer-b", streams=[1])
+    a = wait_phase(api_client, run_namespace, "racer-a", {"Succeeded", "Skipped"})
+    b = wait_phase(api_client, run_namespace, "racer-b", {"Succeeded", "Skipped"})
+
+    assert sorted([a["status"]["phase"], b["status"]["phase"]]) == ["Skipped", "Succeeded"]
+    loser = a if a["status"]["phase"] == "Skipped" else b
+    assert loser["status"]["streams"]["1"]["reason"] == "LockHeld"
+    assert "LockHeld" in _events(api_client, run_namespace, loser["metadata"]["name"])
+    jobs = client.BatchV1Api(api_client).list_namespaced_job(run_namespace).items
+    assert len(jobs) == 1
+    assert set(_completions(task_log).values()) == {1}
+
+
+def _stale_lease(api: client.ApiClient, namespace: str) -> None:
+    # The generic object API keeps the MicroTime strings exactly as written (see kube/leases.py).
+    client.CustomObjectsApi(api).create_namespaced_custom_object(
+        "coordination.k8s.io", "v1", namespace, "leases", {
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": resource.lease_name(1)},
+        "spec": {"holderIdentity": f"{namespace}/crashed-run/0000", "leaseDurationSeconds": 6,
+                 "acquireTime": "2026-01-01T00:00:00.000000Z",
+                 "renewTime": "2026-01-01T00:00:00.000000Z", "leaseTransitions": 4},
+    })
+
+
+def test_run__stale_lease_is_taken_over_by_exactly_one_racer(
+        api_client: client.ApiClient, run_namespace: str, airtable: Airtable,
+        operator: OperatorProcess, task_log: object) -> None:
+    """A Lease left by a crashed run is taken over, once, even when two runs race for it."""
+    _stale_lease(api_client, run_namespace)
+    airtable.add_client("acme-recruiting", 1, task_seconds=0.3)
+    leases = client.CoordinationV1Api(api_client)
+    create_run(api_client, run_namespace, "taker-a", streams=[1])
+    create_run(api_client, run_namespace, "taker-b", streams=[1])
+
+    def taken() -> object:
+        lease = leases.read_namespaced_lease(resource.lease_name(1), run_namespace)
+        return lease if "crashed-run" not in lease.spec.holder_identity else None
+
+    lease = wait_for(taken, timeout=30, what="the stale Lease to be taken over")
+    assert lease.spec.lease_transitions == 5
+    a = wait_phase(api_client, run_namespace, "taker-a", {"Succeeded", "Skipped"})
+    b = wait_phase(api_client, run_namespace, "taker-b", {"Succeeded", "Skipped"})
+    assert sorted([a["status"]["phase"], b["status"]["phase"]]) == ["Skipped", "Succeeded"]
+    winner = a if a["status"]["phase"] == "Succeeded" else b
+    assert "StaleLockTakenOver" in _events(api_client, run_namespace, winner["metadata"]["name"])
+    assert set(_completions(task_log).values()) == {1}
+
+
+def _stream(api: client.ApiClient, namespace: str, name: str) -> dict[str, object]:
+    return ((get_run(api, namespace, name).get("status") or {}).get("streams") or {}).get("1") or {}
+
+
+def _running_client(api: client.ApiClient, namespace: str, name: str) -> object:
+    return _stream(api, namespace, name).get("currentClient")
+
+
+def test_run__delete_mid_run_stops_the_worker(api_client: client.ApiClient, run_namespace: str,
+                                              airtable: Airtable, operator: OperatorProcess,
+                                              pod_runner: object) -> None:
+    """Deleting a running run stops its Job (the worker gets SIGTERM), frees the Lease, and completes."""
+    for client_id in ("acme-recruiting", "blue-harbor", "cedar-talent"):
+        airtable.add_client(client_id, 1, task_seconds=2)
+    create_run(api_client, run_namespace, "doomed", streams=[1])
+    wait_for(lambda: _running_client(api_client, run_namespace, "doomed"), timeout=60,
+             what="a client in progress")
+    objects = client.CustomObjectsApi(api_client)
+    objects.delete_namespaced_custom_object(resource.GROUP, resource.VERSION, run_namespace,
+                                            resource.PLURAL, "doomed")
+
+    def gone() -> bool:
+        try:
+            get_run(api_client, run_namespace, "doomed")
+        except client.ApiException as exc:
+            return exc.status == 404
+        return False
+
+    wait_for(gone, timeout=60, what="the run to be deleted (finalizer released)")
+    batch, leases = client.BatchV1Api(api_client), client.CoordinationV1Api(api_client)
+    wait_for(lambda: not batch.list_namespaced_job(run_namespace).items, timeout=60,
+             what="the Job to be deleted")
+    assert leases.list_namespaced_lease(run_namespace).items == []
+    assert "Terminated" in _events(api_client, run_namespace, "doomed")
+    if pod_runner is not None:
+        (pod,) = pod_runner.pods(run_namespace)
+        assert pod.finished.wait(20)
+        assert pod.exit_code == 143, pod.log_text()[-2000:]
+
+
+def test_run__suspend_keeps_progress_and_resume_continues(
+        api_client: client.ApiClient, run_namespace: str, airtable: Airtable,
+        operator: OperatorProcess, task_log: object) -> None:
+    """Suspending stops the worker and keeps progress; unsuspending finishes without repeats."""
+    ids = ("acme-recruiting", "blue-harbor", "cedar-talent")
+    for client_id in ids:
+        airtable.add_client(client_id, 1, task_seconds=0.7)
+    create_run(api_client, run_namespace, "pausable", streams=[1])
+    objects = client.CustomObjectsApi(api_client)
+
+    def first_done() -> bool:
+        clients = _stream(api_client, run_namespace, "pausable").get("clients") or {}
+        return any(e.get("state") == "Completed" for e in clients.values())  # type: ignore[union-attr]
+
+    wait_for(first_done, timeout=60, what="a first client to complete")
+    objects.patch_namespaced_custom_object(resource.GROUP, resource.VERSION, run_namespace,
+                                           resource.PLURAL, "pausable", {"spec": {"suspend": True}})
+    suspended = wait_phase(api_client, run_namespace, "pausable", {"Suspended"})
+    assert suspended["status"]["streams"]["1"]["phase"] == "Suspended"
+    leases = client.CoordinationV1Api(api_client)
+    wait_for(lambda: not leases.list_namespaced_lease(run_namespace).items, timeout=30,
+             what="the Lease to be released while suspended")
+    job = client.BatchV1Api(api_client).read_namespaced_job(resource.job_name("pausable", 1), run_namespace)
+    assert job.spec.suspend is True
+
+    objects.patch_namespaced_custom_object(resource.GROUP, resource.VERSION, run_namespace,
+                                           resource.PLURAL, "pausable", {"spec": {"suspend": False}})
+    run = wait_phase(api_client, run_namespace, "pausable", {"Succeeded"})
+    assert run["status"]["progress"] == "3/3"
+    done = _completions(task_log)
+    assert len(done) == 9 and set(done.values()) == {1}, done
+
+
+def test_run__operator_restart_mid_run(api_client: client.ApiClient, run_namespace: str,
+                                       airtable: Airtable, operator: OperatorProcess,
+                                       task_log: object) -> None:
+    """A killed and restarted operator finds the run again: no second Job, no lost checkpoint."""
+    import signal
+
+    for client_id in ("acme-recruiting", "blue-harbor", "cedar-talent"):
+        airtable.add_client(client_id, 1, task_seconds=0.7)
+    create_run(api_client, run_namespace, "survivor", streams=[1])
+    wait_for(lambda: _running_client(api_client, run_namespace, "survivor"), timeout=60,
+             what="a client in progress")
+    operator.stop(signal.SIGKILL)
+    progress_before = get_run(api_client, run_namespace, "survivor")["status"]["streams"]["1"]
+    operator.start()
+    run = wait_phase(api_client, run_namespace, "survivor", {"Succeeded"})
+
+    assert run["status"]["progress"] == "3/3"
+    jobs = client.BatchV1Api(api_client).list_namespaced_job(run_namespace).items
+    assert [j.metadata.name for j in jobs] == [resource.job_name("survivor", 1)]
+    assert set(_completions(task_log).values()) == {1}
+    assert progress_before.get("job") == run["status"]["streams"]["1"]["job"]

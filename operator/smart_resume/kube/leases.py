@@ -3,6 +3,10 @@
 The decisions are made by ``core.locks``; this module only reads and writes Leases. Every write
 carries the ``resourceVersion`` it was decided on, so concurrent runs cannot both win: the loser
 gets a 409 Conflict, reads the Lease again and sees the winner as a live holder.
+
+Leases go through the generic object API as plain dicts: the typed client turns MicroTime strings
+into datetimes and back with ``isoformat()``, which drops the fraction when the microseconds are
+zero, and the API server rejects a MicroTime without exactly six fractional digits.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from smart_resume import resource
 from smart_resume.core.locks import LeaseDecision, LeaseView, decide, lease_spec
 
 _ATTEMPTS = 3
+_LEASES = ("coordination.k8s.io", "v1", "leases")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,8 +39,7 @@ class StreamLock:
 
     def __init__(self, api: client.ApiClient, *, namespace: str, stream: int, holder: str,
                  duration_seconds: int, owner: dict[str, Any] | None = None) -> None:
-        self._leases = client.CoordinationV1Api(api)
-        self._serialize = api.sanitize_for_serialization
+        self._objects = client.CustomObjectsApi(api)
         self.namespace = namespace
         self.stream = stream
         self.name = resource.lease_name(stream)
@@ -85,10 +89,9 @@ class StreamLock:
         if current is None or current.holder != self.holder:
             return False
         try:
-            self._leases.delete_namespaced_lease(
-                self.name, self.namespace,
-                body=client.V1DeleteOptions(preconditions=client.V1Preconditions(resource_version=version)),
-            )
+            self._objects.delete_namespaced_custom_object(
+                *_LEASES[:2], self.namespace, _LEASES[2], self.name,
+                body={"preconditions": {"resourceVersion": version}})
         except ApiException as exc:
             if exc.status in (404, 409):
                 return False
@@ -102,16 +105,16 @@ class StreamLock:
 
     def _read(self) -> tuple[LeaseView | None, str]:
         try:
-            lease = self._leases.read_namespaced_lease(self.name, self.namespace)
+            lease = self._objects.get_namespaced_custom_object(
+                *_LEASES[:2], self.namespace, _LEASES[2], self.name)
         except ApiException as exc:
             if exc.status == 404:
                 return None, ""
             raise
-        body = self._serialize(lease)
-        return LeaseView.from_spec(body.get("spec") or {}), lease.metadata.resource_version
+        return LeaseView.from_spec(lease.get("spec") or {}), lease["metadata"]["resourceVersion"]
 
     def _create(self, now: datetime.datetime) -> None:
-        self._leases.create_namespaced_lease(self.namespace, self._body(
+        self._objects.create_namespaced_custom_object(*_LEASES[:2], self.namespace, _LEASES[2], self._body(
             lease_spec(holder=self.holder, now=now, duration_seconds=self.duration_seconds,
                        transitions=0)))
 
@@ -124,13 +127,15 @@ class StreamLock:
         )
         if acquired is None and current is not None:  # a renewal keeps the original acquireTime
             spec.pop("acquireTime")
-            self._leases.patch_namespaced_lease(self.name, self.namespace, {
-                "metadata": {"resourceVersion": version}, "spec": spec},
+            self._objects.patch_namespaced_custom_object(
+                *_LEASES[:2], self.namespace, _LEASES[2], self.name,
+                {"metadata": {"resourceVersion": version}, "spec": spec},
                 _content_type="application/merge-patch+json")
             return
         body = self._body(spec)
         body["metadata"]["resourceVersion"] = version
-        self._leases.replace_namespaced_lease(self.name, self.namespace, body)
+        self._objects.replace_namespaced_custom_object(
+            *_LEASES[:2], self.namespace, _LEASES[2], self.name, body)
 
     def _body(self, spec: dict[str, Any]) -> dict[str, Any]:
         metadata: dict[str, Any] = {"name": self.name, "labels": {resource.LABEL_STREAM: str(self.stream)}}

@@ -15,6 +15,9 @@ import signal
 import time
 from typing import Any
 
+import urllib3
+from kubernetes.client.rest import ApiException
+
 
 from smart_resume.config import Settings
 from smart_resume.core.clients import Client
@@ -30,6 +33,7 @@ from smart_resume.worker.heartbeat import Heartbeat
 from smart_resume.worker.stream import StopSignals, StreamWorker
 
 log = logging.getLogger("smart_resume.worker")
+CHECKPOINT_ATTEMPTS = 5
 
 
 
@@ -48,7 +52,20 @@ def run_worker(*, run_name: str, stream: int, namespace: str | None = None) -> i
     runs = Runs(api)
 
     def patch(fields: dict[str, Any]) -> None:
-        runs.patch_stream(namespace, run_name, stream, fields)
+        for attempt in range(CHECKPOINT_ATTEMPTS):
+            try:
+                runs.patch_stream(namespace, run_name, stream, fields)
+                return
+            except ApiException as exc:
+                if exc.status == 404:  # the run was deleted: nothing left to record, stop
+                    signals.stop(signals.terminate)
+                    return
+                if exc.status is not None and exc.status < 500 and exc.status != 429:
+                    raise
+            except urllib3.exceptions.HTTPError:
+                pass  # the API server was unreachable for a moment
+            time.sleep(0.5 * 2**attempt)
+        raise RuntimeError(f"cannot checkpoint stream {stream} of run {run_name}")
 
     try:
         settings = Settings.from_env()
