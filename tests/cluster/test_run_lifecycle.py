@@ -294,3 +294,25 @@ def test_run__operator_restart_mid_run(api_client: client.ApiClient, run_namespa
     assert [j.metadata.name for j in jobs] == [resource.job_name("survivor", 1)]
     assert set(_completions(task_log).values()) == {1}
     assert progress_before.get("job") == run["status"]["streams"]["1"]["job"]
+
+
+def test_run__bad_task_registry_fails_before_any_work(
+        api_client: client.ApiClient, run_namespace: str, airtable: Airtable,
+        operator_env: dict[str, str], tmp_path: object, task_log: object) -> None:
+    """A task plugin that cannot be loaded fails the stream at start-up with a clear reason."""
+    from cluster.conftest import OperatorProcess
+
+    airtable.add_client("acme-recruiting", 1)
+    env = {**operator_env, "SMART_RESUME_JOB_TASK_PLUGINS": "support.no_such_module:register"}
+    process = OperatorProcess(env, run_namespace, tmp_path / "operator.log").start()  # type: ignore[operator]
+    try:
+        create_run(api_client, run_namespace, "misconfigured", streams=[1])
+        run = wait_phase(api_client, run_namespace, "misconfigured", {"Failed"})
+    finally:
+        process.stop()
+    stream = run["status"]["streams"]["1"]
+    assert stream["reason"] == "InvalidConfiguration"
+    assert "support.no_such_module" in stream["message"]
+    assert read_log(str(task_log)) == []
+    job = client.BatchV1Api(api_client).read_namespaced_job(resource.job_name("misconfigured", 1), run_namespace)
+    assert job.status.failed == 1, "podFailurePolicy fails the Job at once: no pointless retry"
