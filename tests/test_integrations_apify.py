@@ -257,7 +257,7 @@ def test_apify_client__json_that_is_not_a_list_is_permanent(fake: FakeApify) -> 
     error = raised(lambda: make_client(fake).harvest_posts([JANE]))
 
     assert isinstance(error, PermanentError)
-    assert "JSON dict, not a list of items" in str(error)
+    assert "JSON dict, not a JSON list" in str(error)
 
 
 def test_apify_client__read_timeout_is_transient_and_not_resent(fake: FakeApify) -> None:

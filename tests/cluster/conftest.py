@@ -25,7 +25,6 @@ from kubernetes import client
 
 from harness import manifests
 from harness.waiting import wait_for
-from smart_resume import resource
 from smart_resume.integrations.airtable_fields import ClientsTable
 from smart_resume.testing.fake_airtable import FakeAirtable
 from support import fake_tasks

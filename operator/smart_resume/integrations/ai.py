@@ -25,8 +25,8 @@ from typing import Any
 import requests
 
 from smart_resume.config import AISettings
-from smart_resume.errors import IntegrationError, PermanentError, TransientError
-from smart_resume.integrations.http import build_session, json_body, raise_for_status
+
+from smart_resume.integrations.http import build_session, request_json
 from smart_resume.integrations.verdicts import (
     IntField,
     Rejection,
@@ -142,38 +142,15 @@ class ChatClient:
         }
         # The key goes on each request, not on the session, which the caller may share.
         headers = {"Authorization": f"Bearer {self._settings.api_key.reveal()}"}
-        try:
-            response = self._session.post(
-                self._url,
-                json=payload,
-                headers=headers,
-                timeout=(CONNECT_TIMEOUT_SECONDS, self._settings.timeout_seconds),
-            )
-        except requests.RequestException as exc:
-            raise TransientError(f"{SERVICE} request failed: {exc}", service=SERVICE) from exc
-        try:
-            raise_for_status(response, service=SERVICE)
-            body = json_body(response, service=SERVICE)
-        except IntegrationError as exc:
-            raise self._redacted(exc) from exc.__cause__
-        if not isinstance(body, dict):
-            raise PermanentError(
-                f"{SERVICE} answered HTTP {response.status_code} with a JSON "
-                f"{type(body).__name__}, not an object",
-                service=SERVICE,
-                status=response.status_code,
-            )
-        return body
+        return request_json(  # type: ignore[no-any-return]
+            self._session, "POST", self._url, service=SERVICE, expect=dict,
+            secret=self._settings.api_key.reveal(), json=payload, headers=headers,
+            timeout=(CONNECT_TIMEOUT_SECONDS, self._settings.timeout_seconds),
+        )
 
     def judge(self, prompt: Prompt) -> Verdict | Rejection:
         """``complete`` the prompt and parse the answer with the prompt's schema."""
         return parse_verdict(self.complete(prompt.system, prompt.user), prompt.schema)
-
-    def _redacted(self, error: IntegrationError) -> IntegrationError:
-        # Some OpenAI-compatible proxies quote the presented key in their 401 body.
-        key = self._settings.api_key.reveal()
-        message = str(error).replace(key, "***") if key else str(error)
-        return type(error)(message, service=error.service, status=error.status)
 
 
 def _as_json(document: Mapping[str, Any]) -> str:

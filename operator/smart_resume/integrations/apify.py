@@ -24,8 +24,8 @@ from urllib.parse import quote, unquote, urlsplit
 import requests
 
 from smart_resume.config import ApifySettings, env_name
-from smart_resume.errors import ConfigurationError, PermanentError, TransientError
-from smart_resume.integrations.http import build_session, json_body, raise_for_status
+from smart_resume.errors import ConfigurationError
+from smart_resume.integrations.http import build_session, request_json
 
 __all__ = ["SERVICE", "ApifyClient", "Harvest", "Post", "collect_posts"]
 
@@ -123,26 +123,14 @@ class ApifyClient:
         return collect_posts(items, profile_urls, max_posts=limit)
 
     def _run(self, profile_urls: list[str], max_posts: int) -> list[object]:
-        try:
-            response = self._session.post(
-                self._url,
-                params={"maxItems": len(profile_urls) * max_posts},  # caps the cost of the run
-                json={"urls": profile_urls, "maxPosts": max_posts},
-                headers={"Authorization": f"Bearer {self._settings.token.reveal()}"},
-                timeout=(CONNECT_TIMEOUT_SECONDS, self._settings.timeout_seconds),
-            )
-        except requests.RequestException as exc:
-            raise TransientError(f"{SERVICE} request failed: {exc}", service=SERVICE) from exc
-        raise_for_status(response, service=SERVICE)
-        items = json_body(response, service=SERVICE)
-        if not isinstance(items, list):
-            raise PermanentError(
-                f"{SERVICE} answered HTTP {response.status_code} with a JSON "
-                f"{type(items).__name__}, not a list of items",
-                service=SERVICE,
-                status=response.status_code,
-            )
-        return items
+        return request_json(  # type: ignore[no-any-return]
+            self._session, "POST", self._url, service=SERVICE, expect=list,
+            secret=self._settings.token.reveal(),
+            params={"maxItems": len(profile_urls) * max_posts},  # caps the cost of the run
+            json={"urls": profile_urls, "maxPosts": max_posts},
+            headers={"Authorization": f"Bearer {self._settings.token.reveal()}"},
+            timeout=(CONNECT_TIMEOUT_SECONDS, self._settings.timeout_seconds),
+        )
 
 
 def collect_posts(

@@ -12,12 +12,13 @@ Policy, in one place:
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from smart_resume.errors import PermanentError, TransientError
+from smart_resume.errors import IntegrationError, PermanentError, TransientError
 
 TRANSIENT_STATUSES: frozenset[int] = frozenset({408, 429, 500, 502, 503, 504})
 SNIPPET_CHARS = 200
@@ -78,3 +79,33 @@ def json_body(response: requests.Response, *, service: str) -> object:
             service=service,
             status=response.status_code,
         ) from exc
+
+
+def request_json(session: requests.Session, method: str, url: str, *, service: str,
+                 expect: type[dict[str, Any]] | type[list[Any]], secret: str = "",
+                 **kwargs: Any) -> Any:
+    """Send one request and return its JSON body, which must be an ``expect`` (object or list).
+
+    Transport failures are ``TransientError`` (a read timeout is not resent: see ``retry_policy``);
+    statuses and bodies are mapped by ``raise_for_status`` and ``json_body``. ``secret`` (the
+    credential sent with the request) is cut out of every message, since some services and
+    proxies quote the credential they were given.
+    """
+    try:
+        try:
+            response = session.request(method, url, **kwargs)
+        except requests.RequestException as exc:
+            raise TransientError(f"{service} request failed: {exc}", service=service) from exc
+        raise_for_status(response, service=service)
+        body = json_body(response, service=service)
+        if not isinstance(body, expect):
+            raise PermanentError(
+                f"{service} answered HTTP {response.status_code} with a JSON "
+                f"{type(body).__name__}, not a JSON {expect.__name__}",
+                service=service, status=response.status_code)
+        return body
+    except IntegrationError as exc:
+        if not secret or secret not in str(exc):
+            raise
+        redacted = type(exc)(str(exc).replace(secret, "***"), service=exc.service, status=exc.status)
+        raise redacted from exc.__cause__
