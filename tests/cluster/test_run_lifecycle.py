@@ -316,3 +316,52 @@ def test_run__bad_task_registry_fails_before_any_work(
     assert read_log(str(task_log)) == []
     job = client.BatchV1Api(api_client).read_namespaced_job(resource.job_name("misconfigured", 1), run_namespace)
     assert job.status.failed == 1, "podFailurePolicy fails the Job at once: no pointless retry"
+
+
+def test_run__worker_stops_when_its_lease_is_taken(
+        api_client: client.ApiClient, run_namespace: str, airtable: Airtable,
+        operator: OperatorProcess, task_log: object) -> None:
+    """A worker whose Lease was taken by another holder stops before its next client (LockLost)."""
+    for client_id in ("acme-recruiting", "blue-harbor", "cedar-talent"):
+        airtable.add_client(client_id, 1, task_seconds=1)
+    create_run(api_client, run_namespace, "fenced", streams=[1])
+    wait_for(lambda: _running_client(api_client, run_namespace, "fenced"), timeout=60,
+             what="a client in progress")
+    leases = client.CustomObjectsApi(api_client)
+    intruder = f"{run_namespace}/intruder/0001"
+    leases.patch_namespaced_custom_object(
+        "coordination.k8s.io", "v1", run_namespace, "leases", resource.lease_name(1),
+        {"spec": {"holderIdentity": intruder}}, _content_type="application/merge-patch+json")
+
+    run = wait_phase(api_client, run_namespace, "fenced", {"Failed"})
+    stream = run["status"]["streams"]["1"]
+    assert stream["reason"] == "LockLost"
+    assert any(e["state"] != "Completed" for e in stream["clients"].values())
+    lease = leases.get_namespaced_custom_object("coordination.k8s.io", "v1", run_namespace,
+                                                "leases", resource.lease_name(1))
+    assert lease["spec"]["holderIdentity"] == intruder, "a Lease we lost is never released by us"
+
+
+def test_run__history_beyond_the_limit_is_pruned(
+        api_client: client.ApiClient, run_namespace: str, airtable: Airtable,
+        operator_env: dict[str, str], tmp_path: object) -> None:
+    """Finished runs beyond SMART_RESUME_JOB_HISTORY_LIMIT are deleted, oldest first."""
+    from cluster.conftest import OperatorProcess
+
+    airtable.add_client("acme-recruiting", 1)
+    env = {**operator_env, "SMART_RESUME_JOB_HISTORY_LIMIT": "2"}
+    process = OperatorProcess(env, run_namespace, tmp_path / "operator.log").start()  # type: ignore[operator]
+    try:
+        for name in ("run-1", "run-2", "run-3"):
+            create_run(api_client, run_namespace, name, streams=[1])
+            wait_phase(api_client, run_namespace, name, {"Succeeded"})
+        objects = client.CustomObjectsApi(api_client)
+
+        def names() -> list[str]:
+            listing = objects.list_namespaced_custom_object(
+                resource.GROUP, resource.VERSION, run_namespace, resource.PLURAL)
+            return sorted(item["metadata"]["name"] for item in listing["items"])
+
+        wait_for(lambda: names() == ["run-2", "run-3"], timeout=30, what="run-1 to be pruned")
+    finally:
+        process.stop()

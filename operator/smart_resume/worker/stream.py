@@ -155,16 +155,18 @@ class StreamWorker:
         self._update_client(client_id, fields, extra={"currentClient": None})
 
     def _should_stop(self) -> StreamResult | None:
-        if self._signals.lock_lost.is_set():
-            return StreamResult(Phase.FAILED, "LockLost", "another run took over this stream's Lease")
         if self._signals.terminate.is_set():
+            # Whoever sent SIGTERM (deletion, suspension, the Job deadline) records why.
             return StreamResult(Phase.RUNNING, "Stopping", "the worker received SIGTERM")
-        if time.monotonic() + self._spec.client_timeout_seconds > self._deadline:
+        if self._signals.lock_lost.is_set():
+            result = StreamResult(Phase.FAILED, "LockLost", "another run took over this stream's Lease")
+        elif time.monotonic() + self._spec.client_timeout_seconds > self._deadline:
             result = StreamResult(Phase.TIMED_OUT, "DeadlineNear",
                                   "stopped taking clients: the deadline leaves less than one client timeout")
-            self._patch({"reason": result.reason, "message": result.message, "currentClient": None})
-            return result
-        return None
+        else:
+            return None
+        self._patch({"reason": result.reason, "message": result.message, "currentClient": None})
+        return result
 
     def _finish(self) -> StreamResult:
         phase = stream_phase({"clientsTotal": len(self._clients), "clients": self._statuses},
