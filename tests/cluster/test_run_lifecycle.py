@@ -208,15 +208,20 @@ def _running_client(api: client.ApiClient, namespace: str, name: str) -> object:
     return _stream(api, namespace, name).get("currentClient")
 
 
+def _start_slow_run(api: client.ApiClient, namespace: str, airtable: Airtable, name: str, *,
+                    task_seconds: float) -> None:
+    """A one-stream run of three clients with slow tasks, returned once a client is in progress."""
+    for client_id in ("acme-recruiting", "blue-harbor", "cedar-talent"):
+        airtable.add_client(client_id, 1, task_seconds=task_seconds)
+    create_run(api, namespace, name, streams=[1])
+    wait_for(lambda: _running_client(api, namespace, name), timeout=60, what="a client in progress")
+
+
 def test_run__delete_mid_run_stops_the_worker(api_client: client.ApiClient, run_namespace: str,
                                               airtable: Airtable, operator: OperatorProcess,
                                               pod_runner: object) -> None:
     """Deleting a running run stops its Job (the worker gets SIGTERM), frees the Lease, and completes."""
-    for client_id in ("acme-recruiting", "blue-harbor", "cedar-talent"):
-        airtable.add_client(client_id, 1, task_seconds=2)
-    create_run(api_client, run_namespace, "doomed", streams=[1])
-    wait_for(lambda: _running_client(api_client, run_namespace, "doomed"), timeout=60,
-             what="a client in progress")
+    _start_slow_run(api_client, run_namespace, airtable, "doomed", task_seconds=2)
     objects = client.CustomObjectsApi(api_client)
     objects.delete_namespaced_custom_object(resource.GROUP, resource.VERSION, run_namespace,
                                             resource.PLURAL, "doomed")
@@ -279,11 +284,7 @@ def test_run__operator_restart_mid_run(api_client: client.ApiClient, run_namespa
     """A killed and restarted operator finds the run again: no second Job, no lost checkpoint."""
     import signal
 
-    for client_id in ("acme-recruiting", "blue-harbor", "cedar-talent"):
-        airtable.add_client(client_id, 1, task_seconds=0.7)
-    create_run(api_client, run_namespace, "survivor", streams=[1])
-    wait_for(lambda: _running_client(api_client, run_namespace, "survivor"), timeout=60,
-             what="a client in progress")
+    _start_slow_run(api_client, run_namespace, airtable, "survivor", task_seconds=0.7)
     operator.stop(signal.SIGKILL)
     progress_before = get_run(api_client, run_namespace, "survivor")["status"]["streams"]["1"]
     operator.start()
@@ -322,11 +323,7 @@ def test_run__worker_stops_when_its_lease_is_taken(
         api_client: client.ApiClient, run_namespace: str, airtable: Airtable,
         operator: OperatorProcess, task_log: object) -> None:
     """A worker whose Lease was taken by another holder stops before its next client (LockLost)."""
-    for client_id in ("acme-recruiting", "blue-harbor", "cedar-talent"):
-        airtable.add_client(client_id, 1, task_seconds=1)
-    create_run(api_client, run_namespace, "fenced", streams=[1])
-    wait_for(lambda: _running_client(api_client, run_namespace, "fenced"), timeout=60,
-             what="a client in progress")
+    _start_slow_run(api_client, run_namespace, airtable, "fenced", task_seconds=1)
     leases = client.CustomObjectsApi(api_client)
     intruder = f"{run_namespace}/intruder/0001"
     leases.patch_namespaced_custom_object(
