@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 HARNESS := PYTHONPATH=tests $(PYTHON) -m harness.controlplane
 
-.PHONY: venv test test-unit binaries cluster-up cluster-down cluster-status clean
+.PHONY: venv test test-unit bench binaries cluster-up cluster-down cluster-status clean
 
 venv: $(STAMP)
 
@@ -21,6 +21,10 @@ test: $(STAMP)
 
 test-unit: $(STAMP)
 	$(PY) -m pytest -m "not cluster"
+
+# Throughput of the three tasks against the local fakes; prints figures, asserts nothing.
+bench: $(STAMP)
+	$(PY) benchmarks/throughput.py
 
 binaries:
 	bash hack/build-k8s-binaries.sh

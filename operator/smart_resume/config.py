@@ -72,7 +72,8 @@ class AISettings:
     api_key: Secret = Secret("")
     base_url: str = "https://api.openai.com/v1"
     model: str = "gpt-4o-mini"
-    concurrency: int = 4
+    concurrency: int = 8
+    """AI calls in flight at once for one client (the per-client throughput lever)."""
     timeout_seconds: float = 60.0
 
 

@@ -43,10 +43,14 @@ def retry_policy(
     )
 
 
-def build_session(retry: Retry | None = None) -> requests.Session:
-    """A ``requests.Session`` with ``retry`` (default: ``retry_policy()``) mounted for http and https."""
+def build_session(retry: Retry | None = None, *, connections: int = 10) -> requests.Session:
+    """A ``requests.Session`` with ``retry`` (default: ``retry_policy()``) mounted for http and https.
+
+    ``connections`` sizes the pool per host: at least the number of requests sent in parallel,
+    or connections are opened and thrown away.
+    """
     session = requests.Session()
-    adapter = HTTPAdapter(max_retries=retry or retry_policy())
+    adapter = HTTPAdapter(max_retries=retry or retry_policy(), pool_maxsize=connections)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
