@@ -94,3 +94,15 @@ def test_merge__applies_rfc7386() -> None:
     target = {"a": {"b": 1, "c": 2}, "d": 3}
     _merge(target, {"a": {"b": None, "e": 4}, "d": None})
     assert target == {"a": {"c": 2, "e": 4}}
+
+
+def test_stream_worker__task_asked_to_wrap_up_keeps_its_counts() -> None:
+    """A task that honours `cancelled` near the timeout is recorded TimedOut with its counts kept."""
+    worker, state = _worker([_client("acme-recruiting", "wrap-up:lead_scoring")],
+                            clientTimeoutSeconds=2, maxAttempts=1)
+    worker.run()
+    entry = state["clients"]["acme-recruiting"]
+    task = entry["tasks"]["lead_scoring"]
+    assert (task["state"], task["examined"]) == ("TimedOut", 2)
+    assert "work done is kept" in task["error"]
+    assert entry["state"] == "Quarantined"

@@ -1,7 +1,8 @@
 """Test-only task implementations, registered through the worker's task-plugin hook.
 
 They let the orchestration be under test: each client's Clients-table field ``Test Behaviour``
-says what its tasks do (``hang:<task>`` sleeps for an hour in that task, ``fail:<task>`` raises,
+says what its tasks do (``hang:<task>`` sleeps for an hour in that task, ``wrap-up:<task>`` works until asked to
+wrap up, ``fail:<task>`` raises,
 ``slow`` takes ``Test Task Seconds`` per task), and every start and completion is appended to the
 file named by ``SMART_RESUME_TEST_TASK_LOG`` so that tests can prove nothing ran twice.
 """
@@ -31,6 +32,9 @@ def _task(name: str, ctx: TaskContext) -> TaskOutcome:
     _record("started", ctx, name)
     if behaviour == f"hang:{name}":
         time.sleep(3600)
+    if behaviour == f"wrap-up:{name}":  # a well-behaved long task: stops when asked, reports progress
+        ctx.cancelled.wait(3600)
+        return TaskOutcome(examined=2, succeeded=2)
     time.sleep(float(ctx.client.fields.get(SECONDS_FIELD, 0.05)))
     if behaviour == f"fail:{name}":
         raise RuntimeError(f"{name} failed on purpose for {ctx.client.client_id}")

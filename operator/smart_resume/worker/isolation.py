@@ -4,6 +4,10 @@ A task that hangs inside a remote call cannot be interrupted from another thread
 child process can always be killed. The child runs the client's remaining tasks in order and
 reports each start and end over a pipe; the parent turns those reports into checkpoints and kills
 the child when the client's time is up or the worker must stop.
+
+Shortly before the timeout (``WRAP_UP_FRACTION`` of it, at most ``WRAP_UP_MAX_SECONDS``) the child
+sets the task's ``cancelled`` event, so a well-behaved task writes what it has and returns; its
+counts are kept and the task stays unfinished, to be continued on the client's next attempt.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ log = logging.getLogger("smart_resume.worker")
 
 _CONTEXT = multiprocessing.get_context("spawn")  # no threads or sockets inherited from the parent
 _POLL_SECONDS = 0.2
+WRAP_UP_FRACTION = 0.1
+WRAP_UP_MAX_SECONDS = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +44,8 @@ class ClientJob:
     lead_scoring_limit: int | None = None
     dry_run: bool = False
     log_format: str = "json"
+    wrap_up_at: float = float("inf")
+    """``time.monotonic()`` value (system-wide on Linux) at which the tasks are asked to wrap up."""
 
 
 class Ending(enum.StrEnum):
@@ -56,11 +64,23 @@ class TaskReport:
     outcome: dict[str, Any] | None = None
     error: str | None = None
     duration_seconds: float = 0.0
+    cut: bool = False
+    """The task returned early because the client's time was nearly up: counts kept, unfinished."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ClientEnd:
+    """The child's last message: how the client ended."""
+
+    ending: Ending
+    message: str = ""
 
 
 def run_client(job: ClientJob, *, timeout_seconds: float, stop: threading.Event,
                on_report: Callable[[TaskReport], None]) -> tuple[Ending, str]:
     """Run ``job`` in a child process; return how it ended and a message for humans."""
+    margin = min(timeout_seconds * WRAP_UP_FRACTION, WRAP_UP_MAX_SECONDS)
+    job = dataclasses.replace(job, wrap_up_at=time.monotonic() + timeout_seconds - margin)
     receiver, sender = _CONTEXT.Pipe(duplex=False)
     child = _CONTEXT.Process(target=_child_main, args=(job, sender), name=f"client-{job.client.client_id}",
                              daemon=True)
@@ -77,12 +97,12 @@ def run_client(job: ClientJob, *, timeout_seconds: float, stop: threading.Event,
             if not receiver.poll(min(remaining, _POLL_SECONDS)):
                 continue
             try:
-                report: TaskReport | None = receiver.recv()
+                report: TaskReport | ClientEnd = receiver.recv()
             except EOFError:
                 child.join(5)
                 return Ending.FAILED, f"the client process exited unexpectedly (exit code {child.exitcode})"
-            if report is None:  # the child's "all tasks done"
-                return Ending.COMPLETED, ""
+            if isinstance(report, ClientEnd):
+                return report.ending, report.message
             on_report(report)
             if report.error is not None:
                 return Ending.FAILED, f"{report.task} failed: {report.error}"
@@ -110,6 +130,9 @@ def _child_main(job: ClientJob, sender: multiprocessing.connection.Connection) -
     context = TaskContext(client=job.client, run_id=job.run_id, settings=job.settings,
                           services=Services(job.settings), lead_scoring_limit=job.lead_scoring_limit,
                           dry_run=job.dry_run)
+    wrap_up = threading.Timer(max(0.0, job.wrap_up_at - time.monotonic()), context.cancelled.set)
+    wrap_up.daemon = True
+    wrap_up.start()
     for name in job.tasks:
         sender.send(TaskReport(name, started=True))
         began = time.monotonic()
@@ -120,9 +143,13 @@ def _child_main(job: ClientJob, sender: multiprocessing.connection.Connection) -
             sender.send(TaskReport(name, started=False, error=_describe(exc),
                                    duration_seconds=time.monotonic() - began))
             return
+        cut = context.cancelled.is_set()
         sender.send(TaskReport(name, started=False, outcome=dataclasses.asdict(outcome),
-                               duration_seconds=time.monotonic() - began))
-    sender.send(None)
+                               duration_seconds=time.monotonic() - began, cut=cut))
+        if cut:
+            sender.send(ClientEnd(Ending.TIMED_OUT, "client timeout reached; the work done is kept"))
+            return
+    sender.send(ClientEnd(Ending.COMPLETED))
 
 
 def _describe(exc: BaseException) -> str:

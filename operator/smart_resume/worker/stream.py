@@ -134,6 +134,9 @@ class StreamWorker:
             fields: dict[str, Any] = {"durationSeconds": round(report.duration_seconds, 3)}
             if report.error is not None:
                 fields.update(state=TaskState.FAILED, error=report.error)
+            elif report.cut:
+                fields.update(state=TaskState.TIMED_OUT, error="cut by the client timeout; work done is kept",
+                              **_counts(report.outcome or {}))
             else:
                 fields.update(state=TaskState.COMPLETED, error=None, **_counts(report.outcome or {}))
             self._update_task(client_id, report.task, fields)
