@@ -1,11 +1,12 @@
-# One command each: `make test` (the test suite), `make cluster-up` / `make cluster-down`.
+# One command each: `make test` (the test suite), `make demo` (one run end to end),
+# `make cluster-up` / `make cluster-down`.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 HARNESS := PYTHONPATH=tests $(PYTHON) -m harness.controlplane
 
-.PHONY: venv test test-unit bench binaries cluster-up cluster-down cluster-status clean
+.PHONY: venv test test-unit demo bench binaries cluster-up cluster-down cluster-status clean
 
 venv: $(STAMP)
 
@@ -21,6 +22,10 @@ test: $(STAMP)
 
 test-unit: $(STAMP)
 	$(PY) -m pytest -m "not cluster"
+
+# One SmartResumeRun end to end on a local control plane against the local fakes.
+demo: $(STAMP)
+	PYTHONPATH=tests $(PY) examples/demo.py
 
 # Throughput of the three tasks against the local fakes; prints figures, asserts nothing.
 bench: $(STAMP)

@@ -8,7 +8,6 @@ that cluster and start nothing; the pod runner then only runs when the cluster h
 
 from __future__ import annotations
 
-import base64
 import os
 import secrets
 import shutil
@@ -18,31 +17,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
-from kubernetes import client, config
+from kubernetes import client
 
+from harness.cluster import Cluster, install_crds
 from harness.controlplane import ControlPlane
 from harness.podrunner import PodRunner
 from harness.waiting import wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CRDS_DIR = REPO_ROOT / "crds"
-
-
-class Cluster:
-    """Connection facts of the cluster under test."""
-
-    def __init__(self, kubeconfig: Path) -> None:
-        self.kubeconfig = kubeconfig
-        loaded = yaml.safe_load(kubeconfig.read_text())
-        context = next(c["context"] for c in loaded["contexts"]
-                       if c["name"] == loaded["current-context"])
-        cluster = next(c["cluster"] for c in loaded["clusters"] if c["name"] == context["cluster"])
-        self.server: str = cluster["server"]
-        self.ca_data = base64.b64decode(cluster.get("certificate-authority-data", ""))
-
-    def api_client(self) -> client.ApiClient:
-        return config.new_client_from_config(config_file=str(self.kubeconfig))
 
 
 @pytest.fixture(scope="session")
@@ -73,31 +56,8 @@ def api_client(cluster: Cluster) -> client.ApiClient:
 
 @pytest.fixture(scope="session")
 def crds(api_client: client.ApiClient) -> list[str]:
-    """Install (or update) every CRD under crds/ and wait until each is Established."""
-    extensions = client.ApiextensionsV1Api(api_client)
-    names = []
-    for path in sorted(CRDS_DIR.glob("*.yaml")):
-        for manifest in yaml.safe_load_all(path.read_text()):
-            if not manifest:
-                continue
-            name = manifest["metadata"]["name"]
-            try:
-                current = extensions.read_custom_resource_definition(name)
-                manifest["metadata"]["resourceVersion"] = current.metadata.resource_version
-                extensions.replace_custom_resource_definition(name, manifest)
-            except client.ApiException as exc:
-                if exc.status != 404:
-                    raise
-                extensions.create_custom_resource_definition(manifest)
-            names.append(name)
-    for name in names:
-        wait_for(lambda n=name: _established(extensions, n), timeout=30, what=f"CRD {name} Established")
-    return names
-
-
-def _established(extensions: client.ApiextensionsV1Api, name: str) -> bool:
-    conditions = extensions.read_custom_resource_definition(name).status.conditions or []
-    return any(c.type == "Established" and c.status == "True" for c in conditions)
+    """Every CRD under crds/, installed (or updated) and Established."""
+    return install_crds(api_client, CRDS_DIR)
 
 
 @pytest.fixture(scope="session")
@@ -114,8 +74,7 @@ def pod_runner(cluster: Cluster, api_client: client.ApiClient) -> Iterator[PodRu
         "PYTHONPATH": str(REPO_ROOT / "tests"),
         "PYTHONUNBUFFERED": "1",
     }
-    runner = PodRunner(api_client, server=cluster.server, ca_data=cluster.ca_data,
-                       base_env=base_env, workdir=workdir).start()
+    runner = PodRunner(api_client, cluster, base_env=base_env, workdir=workdir).start()
     try:
         yield runner
     finally:

@@ -9,13 +9,8 @@ test-only implementations of ``support.fake_tasks``.
 
 from __future__ import annotations
 
-import base64
 import os
-import signal
-import socket
-import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +19,8 @@ import pytest
 from kubernetes import client
 
 from harness import manifests
-from harness.waiting import wait_for
+from harness.cluster import Cluster
+from harness.operator import OperatorProcess
 from smart_resume.integrations.airtable_fields import ClientsTable
 from smart_resume.testing.fake_airtable import FakeAirtable
 from support import fake_tasks
@@ -66,7 +62,7 @@ def airtable() -> Iterator[Airtable]:
 
 
 @pytest.fixture(scope="session")
-def operator_kubeconfig(api_client: client.ApiClient, cluster: Any, crds: list[str],
+def operator_kubeconfig(api_client: client.ApiClient, cluster: Cluster, crds: list[str],
                         tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A kubeconfig with a token of the operator ServiceAccount (manifests/rbac-operator.yaml)."""
     core = client.CoreV1Api(api_client)
@@ -77,19 +73,8 @@ def operator_kubeconfig(api_client: client.ApiClient, cluster: Any, crds: list[s
             raise
     manifests.apply(api_client, manifests.load("rbac-operator.yaml"))
     manifests.apply(api_client, [d for d in manifests.load("rbac-worker.yaml") if d["kind"] == "ClusterRole"])
-    token = core.create_namespaced_service_account_token(
-        "smart-resume-operator", OPERATOR_NAMESPACE,
-        client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(
-            audiences=[], expiration_seconds=24 * 3600))).status.token
-    path = tmp_path_factory.mktemp("operator") / "kubeconfig"
-    path.write_text(
-        "apiVersion: v1\nkind: Config\n"
-        f"clusters:\n- name: local\n  cluster:\n    server: {cluster.server}\n"
-        f"    certificate-authority-data: {base64.b64encode(cluster.ca_data).decode()}\n"
-        f"users:\n- name: operator\n  user:\n    token: {token}\n"
-        "contexts:\n- name: operator\n  context:\n    cluster: local\n    user: operator\n"
-        "current-context: operator\n")
-    return path
+    return cluster.kubeconfig_for(api_client, tmp_path_factory.mktemp("operator") / "kubeconfig",
+                                  namespace=OPERATOR_NAMESPACE, account="smart-resume-operator")
 
 
 @pytest.fixture()
@@ -101,51 +86,6 @@ def run_namespace(api_client: client.ApiClient, namespace: str) -> str:
         metadata=client.V1ObjectMeta(name="smart-resume-credentials"),
         string_data={"SMART_RESUME_AIRTABLE_API_KEY": AIRTABLE_KEY}))
     return namespace
-
-
-class OperatorProcess:
-    """``smart-resume operator`` as a subprocess; can be stopped and restarted mid-run."""
-
-    def __init__(self, env: dict[str, str], namespace: str, log_path: Path) -> None:
-        self._env = env
-        self._namespace = namespace
-        self.log_path = log_path
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> OperatorProcess:
-        port = _free_port()
-        with open(self.log_path, "ab") as log:
-            self._process = subprocess.Popen(
-                [sys.executable, "-m", "smart_resume.cli", "--log-format", "plain", "--verbose",
-                 "operator", "-n", self._namespace, "--liveness", f"http://127.0.0.1:{port}/healthz"],
-                env=self._env, stdout=log, stderr=subprocess.STDOUT)
-        wait_for(lambda: self._healthy(port), timeout=30, what="operator liveness endpoint")
-        return self
-
-    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
-        if self._process is None:
-            return
-        if self._process.poll() is None:
-            self._process.send_signal(sig)
-            try:
-                self._process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-        self._process = None
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def _healthy(self, port: int) -> bool:
-        assert self._process is not None
-        if self._process.poll() is not None:
-            raise AssertionError(f"operator exited with {self._process.returncode}:\n{self.log()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
-                return response.status == 200
-        except OSError:
-            return False
 
 
 @pytest.fixture()
@@ -190,9 +130,3 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from cluster.conftest import MASTER_BASE, Airtable, OperatorProcess
+from cluster.conftest import MASTER_BASE, Airtable
+from harness.operator import OperatorProcess
 from smart_resume import resource
 from smart_resume.integrations.airtable_fields import ClientsTable, LeadsTable
 from smart_resume.testing import fake_ai, fake_apify

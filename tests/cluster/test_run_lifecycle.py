@@ -8,7 +8,8 @@ import json
 import pytest
 from kubernetes import client
 
-from cluster.conftest import Airtable, OperatorProcess
+from cluster.conftest import Airtable
+from harness.operator import OperatorProcess
 from harness.waiting import wait_for
 from smart_resume import resource
 from support.fake_tasks import read_log
@@ -301,8 +302,6 @@ def test_run__bad_task_registry_fails_before_any_work(
         api_client: client.ApiClient, run_namespace: str, airtable: Airtable,
         operator_env: dict[str, str], tmp_path: object, task_log: object) -> None:
     """A task plugin that cannot be loaded fails the stream at start-up with a clear reason."""
-    from cluster.conftest import OperatorProcess
-
     airtable.add_client("acme-recruiting", 1)
     env = {**operator_env, "SMART_RESUME_JOB_TASK_PLUGINS": "support.no_such_module:register"}
     process = OperatorProcess(env, run_namespace, tmp_path / "operator.log").start()  # type: ignore[operator]
@@ -343,8 +342,6 @@ def test_run__history_beyond_the_limit_is_pruned(
         api_client: client.ApiClient, run_namespace: str, airtable: Airtable,
         operator_env: dict[str, str], tmp_path: object) -> None:
     """Finished runs beyond SMART_RESUME_JOB_HISTORY_LIMIT are deleted, oldest first."""
-    from cluster.conftest import OperatorProcess
-
     airtable.add_client("acme-recruiting", 1)
     env = {**operator_env, "SMART_RESUME_JOB_HISTORY_LIMIT": "2"}
     process = OperatorProcess(env, run_namespace, tmp_path / "operator.log").start()  # type: ignore[operator]

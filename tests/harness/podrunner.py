@@ -34,6 +34,8 @@ from typing import Any
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
+from harness.cluster import Cluster
+
 log = logging.getLogger("harness.podrunner")
 
 _VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
@@ -62,12 +64,11 @@ class LocalPod:
 
 
 class PodRunner:
-    def __init__(self, api: client.ApiClient, *, server: str, ca_data: bytes,
-                 base_env: Mapping[str, str], workdir: Path) -> None:
+    def __init__(self, api: client.ApiClient, cluster: Cluster, *, base_env: Mapping[str, str],
+                 workdir: Path) -> None:
         self._api = api
         self._core = client.CoreV1Api(api)
-        self._server = server
-        self._ca_data = ca_data
+        self._cluster = cluster
         self._base_env = dict(base_env)
         self._workdir = workdir
         self._pods: dict[str, LocalPod] = {}
@@ -156,7 +157,9 @@ class PodRunner:
             if not argv:
                 raise ValueError("the pod runner needs an explicit container command")
             pod_dir = Path(tempfile.mkdtemp(prefix=f"{local.name}-", dir=self._workdir))
-            env["KUBECONFIG"] = str(self._write_kubeconfig(pod, pod_dir))
+            env["KUBECONFIG"] = str(self._cluster.kubeconfig_for(
+                self._api, pod_dir / "kubeconfig", namespace=local.namespace,
+                account=pod.spec.service_account_name or "default", bound_pod=pod))
             local.log_path = pod_dir / "container.log"
             with open(local.log_path, "wb") as output:
                 local.process = subprocess.Popen(
@@ -239,30 +242,6 @@ class PodRunner:
             if exc.status == 404 and optional:
                 return {}
             raise ValueError(f"configmap {namespace}/{name} is not readable: {exc.reason}") from exc
-
-    def _write_kubeconfig(self, pod: client.V1Pod, pod_dir: Path) -> Path:
-        account = pod.spec.service_account_name or "default"
-        request = client.AuthenticationV1TokenRequest(
-            spec=client.V1TokenRequestSpec(
-                audiences=[], expiration_seconds=3600,
-                bound_object_ref=client.V1BoundObjectReference(
-                    kind="Pod", api_version="v1", name=pod.metadata.name, uid=pod.metadata.uid),
-            )
-        )
-        token = self._core.create_namespaced_service_account_token(
-            account, pod.metadata.namespace, request).status.token
-        path = pod_dir / "kubeconfig"
-        path.write_text(
-            "apiVersion: v1\nkind: Config\n"
-            f"clusters:\n- name: local\n  cluster:\n    server: {self._server}\n"
-            f"    certificate-authority-data: {base64.b64encode(self._ca_data).decode()}\n"
-            f"users:\n- name: {account}\n  user:\n    token: {token}\n"
-            f"contexts:\n- name: pod\n  context:\n    cluster: local\n    user: {account}\n"
-            f"    namespace: {pod.metadata.namespace}\n"
-            "current-context: pod\n"
-        )
-        path.chmod(0o600)
-        return path
 
     # -- status reports ---------------------------------------------------------------------
 
