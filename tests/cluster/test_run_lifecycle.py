@@ -359,3 +359,22 @@ def test_run__history_beyond_the_limit_is_pruned(
         wait_for(lambda: names() == ["run-2", "run-3"], timeout=30, what="run-1 to be pruned")
     finally:
         process.stop()
+
+
+def test_run__created_suspended_starts_when_unsuspended(
+        api_client: client.ApiClient, run_namespace: str, airtable: Airtable,
+        operator: OperatorProcess, task_log: object) -> None:
+    """A run created with suspend: true takes no Lease and starts no Job until unsuspended."""
+    airtable.add_client("acme-recruiting", 1)
+    create_run(api_client, run_namespace, "later", streams=[1], suspend=True)
+    run = wait_phase(api_client, run_namespace, "later", {"Suspended"})
+    assert "job" not in run["status"]["streams"]["1"]
+    assert client.BatchV1Api(api_client).list_namespaced_job(run_namespace).items == []
+    assert client.CoordinationV1Api(api_client).list_namespaced_lease(run_namespace).items == []
+
+    client.CustomObjectsApi(api_client).patch_namespaced_custom_object(
+        resource.GROUP, resource.VERSION, run_namespace, resource.PLURAL, "later",
+        {"spec": {"suspend": False}})
+    run = wait_phase(api_client, run_namespace, "later", {"Succeeded"})
+    assert run["status"]["progress"] == "1/1"
+    assert set(_completions(task_log).values()) == {1}

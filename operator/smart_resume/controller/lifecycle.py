@@ -24,7 +24,7 @@ from smart_resume.core.history import runs_to_prune
 from smart_resume.core.locks import LeaseDecision
 from smart_resume.core.resume import carry_forward, find_resume_source
 from smart_resume.core.runid import next_run_id
-from smart_resume.core.spec import RunSpec
+from smart_resume.core.spec import ResumeMode, RunSpec
 from smart_resume.core.status import (
     ConditionType,
     Phase,
@@ -69,6 +69,7 @@ class RunLifecycle:
         patch.status["startTime"] = status.get("startTime") or format_time(now)
         patch.status["observedGeneration"] = body["metadata"].get("generation", 1)
         streams: dict[str, dict[str, Any]] = dict(status.get("streams") or {})
+        earlier_runs = self._earlier_runs(body, spec)
         for stream in spec.streams:
             key = str(stream)
             if streams.get(key, {}).get("job") or streams.get(key, {}).get("phase") == Phase.SKIPPED:
@@ -77,13 +78,14 @@ class RunLifecycle:
                 update = {"phase": Phase.SUSPENDED, "reason": "Suspended",
                           "message": "created suspended", "lease": resource.lease_name(stream)}
             else:
-                update = self._start_stream(body, spec, stream, run_id, now, logger)
+                update = self._start_stream(body, spec, stream, run_id, now, logger, earlier_runs)
             streams[key] = {**streams.get(key, {}), **update}
             patch.status.setdefault("streams", {})[key] = update
         self._write_summary(body, spec, streams, patch, now)
 
     def _start_stream(self, body: Body, spec: RunSpec, stream: int, run_id: str,
-                      now: datetime.datetime, logger: logging.Logger) -> dict[str, Any]:
+                      now: datetime.datetime, logger: logging.Logger,
+                      earlier_runs: list[dict[str, Any]]) -> dict[str, Any]:
         lock = self._lock(body, stream)
         acquisition = lock.acquire(now)
         if not acquisition.acquired:
@@ -97,7 +99,7 @@ class RunLifecycle:
                 f"stream {stream}: took over Lease {lock.name} from {acquisition.previous.holder}, "
                 f"not renewed since {acquisition.previous.renew_time}"))
         update: dict[str, Any] = {"lease": lock.name, "cycle": run_id}
-        source = self._resume_source(body, spec, stream)
+        source = find_resume_source(stream, earlier_runs, current=body) if earlier_runs else None
         if source is not None:
             carried = carry_forward(source["status"]["streams"][str(stream)])
             update.update(carried)
@@ -113,17 +115,19 @@ class RunLifecycle:
         logger.info("stream %s started (job %s%s)", stream, update["job"], resumed)
         return update
 
-    def _resume_source(self, body: Body, spec: RunSpec, stream: int) -> Body | None:
-        if spec.is_ad_hoc or spec.resume != "Auto":
-            return None
-        runs = self._runs.list(body["metadata"]["namespace"])
-        return find_resume_source(stream, runs, current=body)
+    def _earlier_runs(self, body: Body, spec: RunSpec) -> list[dict[str, Any]]:
+        """The namespace's runs to resume from; none for ad-hoc runs and ``resume: Fresh``."""
+        if spec.is_ad_hoc or spec.resume != ResumeMode.AUTO:
+            return []
+        return self._runs.list(body["metadata"]["namespace"])
 
     def _assign_run_id(self, namespace: str, now: datetime.datetime) -> str:
         # Handlers of different runs run in parallel threads; one operator replica assigns IDs.
         with self._run_ids_lock:
             existing = {(r.get("status") or {}).get("runId", "") for r in self._runs.list(namespace)}
             run_id = next_run_id(existing | self._assigned_run_ids, now.date())
+            today = run_id.rsplit("-", 1)[0]  # earlier days' IDs can never collide again
+            self._assigned_run_ids = {i for i in self._assigned_run_ids if i.startswith(today)}
             self._assigned_run_ids.add(run_id)
             return run_id
 
@@ -185,6 +189,7 @@ class RunLifecycle:
         now = _now()
         namespace = body["metadata"]["namespace"]
         streams = {key: dict(value) for key, value in (status.get("streams") or {}).items() if value}
+        earlier_runs = [] if suspended else self._earlier_runs(body, spec)
         for key, stream_status in streams.items():
             stream = int(key)
             if is_terminal(stream_status.get("phase", "")):
@@ -196,8 +201,9 @@ class RunLifecycle:
                 update: dict[str, Any] = {"phase": Phase.SUSPENDED, "reason": "Suspended",
                                           "message": "spec.suspend is true; progress is kept",
                                           "currentClient": None}
-            elif not stream_status.get("job"):
-                update = self._start_stream(body, spec, stream, status["runId"], now, logger)
+            elif not stream_status.get("job"):  # the run was created suspended
+                update = self._start_stream(body, spec, stream, status["runId"], now, logger,
+                                            earlier_runs)
             else:
                 update = self._continue_stream(body, stream, stream_status, now)
             stream_status.update(update)
