@@ -71,22 +71,43 @@ def main() -> int:
         apify = stack.enter_context(FakeApify())
         _seed(airtable, ai, apify)
 
-        runner = PodRunner(api, cluster, workdir=workdir / "pods", base_env={
-            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-            "HOME": str(workdir), "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1"})
+        runner = PodRunner(
+            api,
+            cluster,
+            workdir=workdir / "pods",
+            base_env={
+                "PATH": os.pathsep.join(
+                    [str(Path(sys.executable).parent), os.environ.get("PATH", "")]
+                ),
+                "HOME": str(workdir),
+                "LANG": "C.UTF-8",
+                "PYTHONUNBUFFERED": "1",
+            },
+        )
         (workdir / "pods").mkdir()
         runner.start()
         stack.callback(runner.stop)
-        operator = OperatorProcess(_operator_env(operator_kubeconfig, airtable, ai, apify),
-                                   NAMESPACE, workdir / "operator.log")
+        operator = OperatorProcess(
+            _operator_env(operator_kubeconfig, airtable, ai, apify),
+            NAMESPACE,
+            workdir / "operator.log",
+        )
         stack.callback(operator.stop)
         operator.start()
         say(f"operator running; creating SmartResumeRun {RUN} for streams 1 and 2\n")
 
         client.CustomObjectsApi(api).create_namespaced_custom_object(
-            resource.GROUP, resource.VERSION, NAMESPACE, resource.PLURAL,
-            {"apiVersion": resource.API_VERSION, "kind": resource.KIND,
-             "metadata": {"name": RUN}, "spec": {"streams": [1, 2], "clientTimeoutSeconds": 120}})
+            resource.GROUP,
+            resource.VERSION,
+            NAMESPACE,
+            resource.PLURAL,
+            {
+                "apiVersion": resource.API_VERSION,
+                "kind": resource.KIND,
+                "metadata": {"name": RUN},
+                "spec": {"streams": [1, 2], "clientTimeoutSeconds": 120},
+            },
+        )
         run = _watch(api)
         _report(api, run, airtable)
         return 0 if run["status"]["phase"] == "Succeeded" else 1
@@ -102,15 +123,25 @@ def _prepare_namespaces(api: client.ApiClient, cluster: Cluster, workdir: Path) 
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     manifests.apply(api, manifests.load("rbac-operator.yaml"))
     manifests.apply(api, manifests.load("rbac-worker.yaml", namespace=NAMESPACE))
-    core.create_namespaced_secret(NAMESPACE, client.V1Secret(
-        metadata=client.V1ObjectMeta(name="smart-resume-credentials"),
-        string_data={"SMART_RESUME_AIRTABLE_API_KEY": fake_airtable.DEFAULT_API_KEY,
-                     "SMART_RESUME_AI_API_KEY": fake_ai.DEFAULT_API_KEY,
-                     "SMART_RESUME_APIFY_TOKEN": fake_apify.DEFAULT_TOKEN}))
+    core.create_namespaced_secret(
+        NAMESPACE,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="smart-resume-credentials"),
+            string_data={
+                "SMART_RESUME_AIRTABLE_API_KEY": fake_airtable.DEFAULT_API_KEY,
+                "SMART_RESUME_AI_API_KEY": fake_ai.DEFAULT_API_KEY,
+                "SMART_RESUME_APIFY_TOKEN": fake_apify.DEFAULT_TOKEN,
+            },
+        ),
+    )
     for account in ("default", "smart-resume-operator"):
         _wait_for_account(core, OPERATOR_NAMESPACE, account)
-    return cluster.kubeconfig_for(api, workdir / "operator.kubeconfig",
-                                  namespace=OPERATOR_NAMESPACE, account="smart-resume-operator")
+    return cluster.kubeconfig_for(
+        api,
+        workdir / "operator.kubeconfig",
+        namespace=OPERATOR_NAMESPACE,
+        account="smart-resume-operator",
+    )
 
 
 def _wait_for_account(core: client.CoreV1Api, namespace: str, name: str) -> None:
@@ -129,35 +160,64 @@ def _seed(airtable: FakeAirtable, ai: FakeAI, apify: FakeApify) -> None:
     airtable.add_table(MASTER_BASE, ClientsTable.TABLE, fields=ClientsTable.field_names())
     for number, (client_id, name, stream) in enumerate(CLIENTS, start=1):
         base = f"appDemoClient{number:04d}"
-        airtable.add_records(MASTER_BASE, ClientsTable.TABLE, [{
-            ClientsTable.CLIENT_ID: client_id, ClientsTable.CLIENT_NAME: name,
-            ClientsTable.STATUS: "Active", ClientsTable.PROCESSING_STREAM: stream,
-            ClientsTable.AIRTABLE_BASE_ID: base,
-            ClientsTable.SCORING_CRITERIA: "Heads of talent and recruiting leaders at B2B SaaS companies.",
-            ClientsTable.POST_TOPICS: "Hiring, recruiting operations, employer branding.",
-        }])
+        airtable.add_records(
+            MASTER_BASE,
+            ClientsTable.TABLE,
+            [
+                {
+                    ClientsTable.CLIENT_ID: client_id,
+                    ClientsTable.CLIENT_NAME: name,
+                    ClientsTable.STATUS: "Active",
+                    ClientsTable.PROCESSING_STREAM: stream,
+                    ClientsTable.AIRTABLE_BASE_ID: base,
+                    ClientsTable.SCORING_CRITERIA: (
+                        "Heads of talent and recruiting leaders at B2B SaaS companies."
+                    ),
+                    ClientsTable.POST_TOPICS: "Hiring, recruiting operations, employer branding.",
+                }
+            ],
+        )
         airtable.add_table(base, LeadsTable.TABLE, fields=LeadsTable.field_names())
         leads = []
         for lead in range(1, LEADS_PER_CLIENT + 1):
             url = f"https://www.linkedin.com/in/{client_id}-lead-{lead:02d}"
-            leads.append({LeadsTable.LINKEDIN_PROFILE_URL: url, LeadsTable.FIRST_NAME: "Lead",
-                          LeadsTable.LAST_NAME: f"{lead:02d}", LeadsTable.HEADLINE: "Head of Talent",
-                          LeadsTable.COMPANY_NAME: f"{name} prospect {lead}",
-                          LeadsTable.SCORING_STATUS: ScoringStatus.TO_BE_SCORED})
+            leads.append(
+                {
+                    LeadsTable.LINKEDIN_PROFILE_URL: url,
+                    LeadsTable.FIRST_NAME: "Lead",
+                    LeadsTable.LAST_NAME: f"{lead:02d}",
+                    LeadsTable.HEADLINE: "Head of Talent",
+                    LeadsTable.COMPANY_NAME: f"{name} prospect {lead}",
+                    LeadsTable.SCORING_STATUS: ScoringStatus.TO_BE_SCORED,
+                }
+            )
             if lead % 3:  # some leads have posts, some have none
-                apify.set_posts(url, [Post(url=f"{url}/posts/{k}", text=f"Post {k}: how we hire recruiters",
-                                           posted_at=f"2026-10-0{k}T09:00:00+00:00",
-                                           author_profile_url=url, reactions=10 * k, comments=k)
-                                      for k in (1, 2)])
+                apify.set_posts(
+                    url,
+                    [
+                        Post(
+                            url=f"{url}/posts/{k}",
+                            text=f"Post {k}: how we hire recruiters",
+                            posted_at=f"2026-10-0{k}T09:00:00+00:00",
+                            author_profile_url=url,
+                            reactions=10 * k,
+                            comments=k,
+                        )
+                        for k in (1, 2)
+                    ],
+                )
         airtable.add_records(base, LeadsTable.TABLE, leads)
     # Real-world AI trouble, handled per lead: a refusal and an answer wrapped in prose.
     ai.script(f"{CLIENTS[0][0]}-lead-02", Answer.REFUSAL)
     ai.script(f"{CLIENTS[2][0]}-lead-05", Answer.PROSE)
 
 
-def _operator_env(kubeconfig: Path, airtable: FakeAirtable, ai: FakeAI, apify: FakeApify) -> dict[str, str]:
+def _operator_env(
+    kubeconfig: Path, airtable: FakeAirtable, ai: FakeAI, apify: FakeApify
+) -> dict[str, str]:
     return {
-        "PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"),
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", "/tmp"),
         "KUBECONFIG": str(kubeconfig),
         "SMART_RESUME_AIRTABLE_ENDPOINT_URL": airtable.url,
         "SMART_RESUME_AIRTABLE_MASTER_BASE_ID": MASTER_BASE,
@@ -175,11 +235,16 @@ def _watch(api: client.ApiClient) -> dict[str, Any]:
     shown = None
     deadline = time.monotonic() + TIMEOUT_SECONDS
     while time.monotonic() < deadline:
-        run = objects.get_namespaced_custom_object(resource.GROUP, resource.VERSION, NAMESPACE,
-                                                   resource.PLURAL, RUN)
+        run = objects.get_namespaced_custom_object(
+            resource.GROUP, resource.VERSION, NAMESPACE, resource.PLURAL, RUN
+        )
         status = run.get("status") or {}
-        row = (status.get("phase", ""), status.get("streamsSummary", ""), status.get("progress", ""),
-               status.get("current", ""))
+        row = (
+            status.get("phase", ""),
+            status.get("streamsSummary", ""),
+            status.get("progress", ""),
+            status.get("current", ""),
+        )
         if row != shown and row[0]:
             print(f"{RUN:<14}{row[0]:<20}{row[1]:<9}{row[2]:<10}{row[3]}", flush=True)
             shown = row
@@ -191,30 +256,49 @@ def _watch(api: client.ApiClient) -> dict[str, Any]:
 
 def _report(api: client.ApiClient, run: dict[str, Any], airtable: FakeAirtable) -> None:
     status = run["status"]
-    print(f"\nrun {status['runId']}: {status['phase']}, {status['progress']} clients, "
-          f"from {status['startTime']} to {status['completionTime']}\n")
-    print(f"{'STREAM':<8}{'CLIENT':<18}{'STATE':<11}{'TASK':<17}{'EXAMINED':>9}{'OK':>5}{'SKIPPED':>9}")
+    print(
+        f"\nrun {status['runId']}: {status['phase']}, {status['progress']} clients, "
+        f"from {status['startTime']} to {status['completionTime']}\n"
+    )
+    print(
+        f"{'STREAM':<8}{'CLIENT':<18}{'STATE':<11}{'TASK':<17}{'EXAMINED':>9}{'OK':>5}{'SKIPPED':>9}"
+    )
     for stream, entry in sorted(status["streams"].items()):
         for client_id, progress in sorted(entry.get("clients", {}).items()):
             for task, counts in progress.get("tasks", {}).items():
                 skipped = sum((counts.get("skipped") or {}).values())
-                print(f"{stream:<8}{client_id:<18}{progress['state']:<11}{task:<17}"
-                      f"{counts.get('examined', 0):>9}{counts.get('succeeded', 0):>5}{skipped:>9}")
+                print(
+                    f"{stream:<8}{client_id:<18}{progress['state']:<11}{task:<17}"
+                    f"{counts.get('examined', 0):>9}{counts.get('succeeded', 0):>5}{skipped:>9}"
+                )
     print("\nEvents (kubectl describe srr):")
-    events = client.CoreV1Api(api).list_namespaced_event(
-        NAMESPACE, field_selector=f"involvedObject.name={RUN}").items
-    for event in sorted(events, key=lambda e: (e.metadata.creation_timestamp,
-                                               int(e.metadata.resource_version))):
+    events = (
+        client.CoreV1Api(api)
+        .list_namespaced_event(NAMESPACE, field_selector=f"involvedObject.name={RUN}")
+        .items
+    )
+    for event in sorted(
+        events, key=lambda e: (e.metadata.creation_timestamp, int(e.metadata.resource_version))
+    ):
         print(f"  {event.type:<8}{event.reason:<22}{event.message}")
     print("\nLeads in the client bases:")
-    for number, (client_id, name, _) in enumerate(CLIENTS, start=1):
+    for number, (_client_id, name, _) in enumerate(CLIENTS, start=1):
         records = airtable.records(f"appDemoClient{number:04d}", LeadsTable.TABLE)
-        states = collections.Counter(r["fields"].get(LeadsTable.SCORING_STATUS, "") for r in records)
-        scores = [r["fields"][LeadsTable.AI_SCORE] for r in records if LeadsTable.AI_SCORE in r["fields"]]
+        states = collections.Counter(
+            r["fields"].get(LeadsTable.SCORING_STATUS, "") for r in records
+        )
+        scores = [
+            r["fields"][LeadsTable.AI_SCORE] for r in records if LeadsTable.AI_SCORE in r["fields"]
+        ]
         posts = sum(r["fields"].get(LeadsTable.POSTS_HARVESTED_COUNT, 0) for r in records)
-        best = max((r["fields"].get(LeadsTable.POSTS_RELEVANCE_SCORE, -1) for r in records), default=-1)
-        print(f"  {name:<32} scoring {dict(states)}; mean score "
-              f"{sum(scores) / max(len(scores), 1):.0f}; posts harvested {posts}; best post score {best}")
+        best = max(
+            (r["fields"].get(LeadsTable.POSTS_RELEVANCE_SCORE, -1) for r in records), default=-1
+        )
+        print(
+            f"  {name:<32} scoring {dict(states)}; mean score "
+            f"{sum(scores) / max(len(scores), 1):.0f}; posts harvested {posts}; "
+            f"best post score {best}"
+        )
 
 
 if __name__ == "__main__":

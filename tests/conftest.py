@@ -1,4 +1,5 @@
-"""Session-wide real parts: one Kubernetes control plane, the CRDs, a pod runner; a namespace per test.
+"""Session-wide real parts: one Kubernetes control plane, the CRDs, a pod runner; a namespace per
+test.
 
 The control plane starts on first use, so pure unit tests never pay for it. With
 ``SMART_RESUME_TEST_KUBECONFIG`` pointing at an existing cluster (for example kind), the tests use
@@ -88,8 +89,11 @@ def namespace(api_client: client.ApiClient, pod_runner: PodRunner | None) -> Ite
     core = client.CoreV1Api(api_client)
     name = f"t-{secrets.token_hex(4)}"
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    wait_for(lambda: _has_default_service_account(core, name), timeout=30,
-             what=f"default service account in {name}")
+    wait_for(
+        lambda: _has_default_service_account(core, name),
+        timeout=30,
+        what=f"default service account in {name}",
+    )
     try:
         yield name
     finally:

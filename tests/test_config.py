@@ -1,4 +1,5 @@
-"""Settings come from SMART_RESUME_* variables, reject bad values at once, and never show secrets."""
+"""Settings come from SMART_RESUME_* variables, reject bad values at once, and never show
+secrets."""
 
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ from smart_resume.errors import ConfigurationError
 
 def test_from_env__parses_types_by_field() -> None:
     """Numbers, booleans, tuples and secrets are parsed according to each field's type."""
-    settings = Settings.from_env({
-        "SMART_RESUME_LEASE_DURATION_SECONDS": "42",
-        "SMART_RESUME_AI_CONCURRENCY": "8",
-        "SMART_RESUME_EMAIL_SMTP_STARTTLS": "yes",
-        "SMART_RESUME_EMAIL_RECIPIENTS": "ops@example.com, lead@example.com",
-        "SMART_RESUME_AI_API_KEY": "sk-very-secret",
-    })
+    settings = Settings.from_env(
+        {
+            "SMART_RESUME_LEASE_DURATION_SECONDS": "42",
+            "SMART_RESUME_AI_CONCURRENCY": "8",
+            "SMART_RESUME_EMAIL_SMTP_STARTTLS": "yes",
+            "SMART_RESUME_EMAIL_RECIPIENTS": "ops@example.com, lead@example.com",
+            "SMART_RESUME_AI_API_KEY": "sk-very-secret",
+        }
+    )
     assert settings.lease.duration_seconds == 42
     assert settings.ai.concurrency == 8
     assert settings.email.smtp_starttls is True
@@ -27,8 +30,9 @@ def test_from_env__parses_types_by_field() -> None:
 def test_from_env__names_every_bad_variable() -> None:
     """All invalid values are reported together, and a bad secret's value is not echoed."""
     with pytest.raises(ConfigurationError) as caught:
-        Settings.from_env({"SMART_RESUME_LEASE_DURATION_SECONDS": "soon",
-                           "SMART_RESUME_AI_CONCURRENCY": "four"})
+        Settings.from_env(
+            {"SMART_RESUME_LEASE_DURATION_SECONDS": "soon", "SMART_RESUME_AI_CONCURRENCY": "four"}
+        )
     message = str(caught.value)
     assert "SMART_RESUME_LEASE_DURATION_SECONDS='soon'" in message
     assert "SMART_RESUME_AI_CONCURRENCY='four'" in message
@@ -43,8 +47,12 @@ def test_secret__hidden_in_repr_and_str() -> None:
 
 
 def test_forwardable_env__hands_on_settings_but_no_secrets() -> None:
-    """Workers inherit the operator's non-secret settings; secrets only ever come from the Secret."""
+    """Workers inherit the operator's non-secret settings; secrets only ever come from the
+    Secret."""
     environ = {"SMART_RESUME_AI_MODEL": "m", "SMART_RESUME_AI_API_KEY": "k", "PATH": "/bin"}
     assert forwardable_env(environ) == {"SMART_RESUME_AI_MODEL": "m"}
-    assert {"SMART_RESUME_AI_API_KEY", "SMART_RESUME_AIRTABLE_API_KEY",
-            "SMART_RESUME_APIFY_TOKEN"} <= set(secret_env_names())
+    assert {
+        "SMART_RESUME_AI_API_KEY",
+        "SMART_RESUME_AIRTABLE_API_KEY",
+        "SMART_RESUME_APIFY_TOKEN",
+    } <= set(secret_env_names())

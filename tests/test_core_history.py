@@ -24,5 +24,8 @@ def test_runs_to_prune__keeps_the_newest_finished() -> None:
 
 def test_runs_to_prune__never_the_current_run() -> None:
     """Even with keep=0 the run that just finished is kept."""
-    runs = [_run("old", "2026-11-01T00:00:00Z", "Succeeded"), _run("new", "2026-11-02T00:00:00Z", "Succeeded")]
+    runs = [
+        _run("old", "2026-11-01T00:00:00Z", "Succeeded"),
+        _run("new", "2026-11-02T00:00:00Z", "Succeeded"),
+    ]
     assert runs_to_prune(runs, keep=0, current="new") == ["old"]

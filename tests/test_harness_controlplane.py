@@ -37,8 +37,9 @@ def test_binaries__no_go_and_no_assets(tmp_path: Path, monkeypatch: pytest.Monke
         binaries.locate_binaries()
 
 
-def test_binaries__assets_folder_missing_a_binary(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_binaries__assets_folder_missing_a_binary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A KUBEBUILDER_ASSETS folder that lacks a binary is named, with what is missing."""
     (tmp_path / "etcd").write_text("")
     monkeypatch.setenv("KUBEBUILDER_ASSETS", str(tmp_path))
@@ -49,25 +50,38 @@ def test_binaries__assets_folder_missing_a_binary(tmp_path: Path,
 def test_build_script__check_mode_does_not_build(tmp_path: Path) -> None:
     """`--check` on an empty cache exits 1 without starting a Go build."""
     env = {**os.environ, "SMART_RESUME_CACHE": str(tmp_path)}
-    result = subprocess.run(["bash", str(binaries.BUILD_SCRIPT), "--check"], env=env,
-                            capture_output=True, text=True, timeout=10)
+    result = subprocess.run(
+        ["bash", str(binaries.BUILD_SCRIPT), "--check"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
     assert result.returncode == 1
     assert list(tmp_path.iterdir()) == []
 
 
 def test_up__etcd_exits_with_port_in_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """An etcd that dies because its port is taken gives a hint and its log, and leaves nothing behind."""
-    assets = _fake_assets(tmp_path / "assets", 'echo "listen tcp 127.0.0.1:2379: bind: address already in use"; exit 1\n')
+    """An etcd that dies because its port is taken gives a hint and its log, and leaves nothing
+    behind."""
+    assets = _fake_assets(
+        tmp_path / "assets",
+        'echo "listen tcp 127.0.0.1:2379: bind: address already in use"; exit 1\n',
+    )
     monkeypatch.setenv("KUBEBUILDER_ASSETS", str(assets))
     plane = ControlPlane(tmp_path / "state")
-    with pytest.raises(ControlPlaneError, match="(?s)etcd exited during start-up. A port it needs is in use.*address already in use"):
+    with pytest.raises(
+        ControlPlaneError,
+        match="(?s)etcd exited during start-up. A port it needs is in use.*address already in use",
+    ):
         plane.up()
     assert not (tmp_path / "state" / controlplane.STATE_FILE).exists()
     assert not plane.kubeconfig.exists()
 
 
 def test_up__etcd_never_ready(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """An etcd that runs but never answers /health times out with a clear message, and is stopped."""
+    """An etcd that runs but never answers /health times out with a clear message, and is
+    stopped."""
     assets = _fake_assets(tmp_path / "assets", "exec sleep 60\n")
     monkeypatch.setenv("KUBEBUILDER_ASSETS", str(assets))
     monkeypatch.setattr(controlplane, "READY_TIMEOUT_SECONDS", 1.0)
@@ -78,17 +92,24 @@ def test_up__etcd_never_ready(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_down__cleans_leftovers_of_a_crashed_session(tmp_path: Path) -> None:
-    """A state file whose processes are gone is cleaned: its temporary directory and kubeconfig removed."""
+    """A state file whose processes are gone is cleaned: its temporary directory and kubeconfig
+    removed."""
     state_dir = tmp_path / "state"
     state_dir.mkdir()
     workdir = tmp_path / "old-workdir"
     workdir.mkdir()
     dead = subprocess.Popen(["true"])
     dead.wait()
-    (state_dir / controlplane.STATE_FILE).write_text(json.dumps({
-        "workdir": str(workdir), "pids": {"etcd": dead.pid, "apiserver": dead.pid,
-                                          "controller_manager": dead.pid},
-        "ports": {"apiserver": 1}, "token": "x"}))
+    (state_dir / controlplane.STATE_FILE).write_text(
+        json.dumps(
+            {
+                "workdir": str(workdir),
+                "pids": {"etcd": dead.pid, "apiserver": dead.pid, "controller_manager": dead.pid},
+                "ports": {"apiserver": 1},
+                "token": "x",
+            }
+        )
+    )
     (state_dir / controlplane.KUBECONFIG_FILE).write_text("stale")
     plane = ControlPlane(state_dir)
     assert plane.status() == "unhealthy (run down)"

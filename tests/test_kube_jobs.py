@@ -7,15 +7,22 @@ from smart_resume.config import JobSettings
 from smart_resume.core.spec import RunSpec
 from smart_resume.kube.jobs import build_job_manifest
 
-RUN = {"apiVersion": resource.API_VERSION, "kind": resource.KIND,
-       "metadata": {"name": "nightly", "namespace": "runs", "uid": "uid-1"},
-       "spec": {"streams": [2], "deadlineSeconds": 900, "clientTimeoutSeconds": 60}}
+RUN = {
+    "apiVersion": resource.API_VERSION,
+    "kind": resource.KIND,
+    "metadata": {"name": "nightly", "namespace": "runs", "uid": "uid-1"},
+    "spec": {"streams": [2], "deadlineSeconds": 900, "clientTimeoutSeconds": 60},
+}
 
 
 def _manifest() -> dict:  # type: ignore[type-arg]
-    return build_job_manifest(run=RUN, spec=RunSpec.from_body(RUN), stream=2,
-                              settings=JobSettings(image="img:1"),
-                              forwarded_env={"SMART_RESUME_AI_MODEL": "m"})
+    return build_job_manifest(
+        run=RUN,
+        spec=RunSpec.from_body(RUN),
+        stream=2,
+        settings=JobSettings(image="img:1"),
+        forwarded_env={"SMART_RESUME_AI_MODEL": "m"},
+    )
 
 
 def test_build_job_manifest__deadline_owner_and_name() -> None:

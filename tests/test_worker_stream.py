@@ -19,17 +19,31 @@ SETTINGS = Settings(job=JobSettings(task_plugins="support.fake_tasks:register"))
 
 def _client(client_id: str, behaviour: str = "") -> Client:
     fields = {"Test Task Seconds": 0.0, **({"Test Behaviour": behaviour} if behaviour else {})}
-    return Client(client_id=client_id, name=client_id.title(), base_id="appX", stream=1, fields=fields)
+    return Client(
+        client_id=client_id, name=client_id.title(), base_id="appX", stream=1, fields=fields
+    )
 
 
-def _worker(clients: list[Client], *, signals: StopSignals | None = None, deadline_in: float = 3600,
-            carried: dict[str, Any] | None = None, **spec: Any) -> tuple[StreamWorker, dict[str, Any]]:
+def _worker(
+    clients: list[Client],
+    *,
+    signals: StopSignals | None = None,
+    deadline_in: float = 3600,
+    carried: dict[str, Any] | None = None,
+    **spec: Any,
+) -> tuple[StreamWorker, dict[str, Any]]:
     state: dict[str, Any] = {"clients": copy.deepcopy(carried or {})}  # the status as stored
     worker = StreamWorker(
-        run_id="SR-261122-001", spec=RunSpec.from_body({"spec": {"streams": [1], **spec}}), stream=1,
-        settings=SETTINGS, clients=clients, carried=carried or {},
-        patch=lambda fields: _merge(state, fields), signals=signals or StopSignals(),
-        deadline=time.monotonic() + deadline_in)
+        run_id="SR-261122-001",
+        spec=RunSpec.from_body({"spec": {"streams": [1], **spec}}),
+        stream=1,
+        settings=SETTINGS,
+        clients=clients,
+        carried=carried or {},
+        patch=lambda fields: _merge(state, fields),
+        signals=signals or StopSignals(),
+        deadline=time.monotonic() + deadline_in,
+    )
     return worker, state
 
 
@@ -41,15 +55,21 @@ def test_stream_worker__completes_every_client_once() -> None:
     assert state["clientsDone"] == state["clientsTotal"] == 2
     for entry in state["clients"].values():
         assert (entry["state"], entry["attempts"]) == ("Completed", 1)
-        assert entry["tasks"]["post_scoring"] == {"state": "Completed", "examined": 2, "succeeded": 1,
-                                                  "failed": 0, "skipped": {"already_done": 1},
-                                                  "durationSeconds": entry["tasks"]["post_scoring"]["durationSeconds"]}
+        assert entry["tasks"]["post_scoring"] == {
+            "state": "Completed",
+            "examined": 2,
+            "succeeded": 1,
+            "failed": 0,
+            "skipped": {"already_done": 1},
+            "durationSeconds": entry["tasks"]["post_scoring"]["durationSeconds"],
+        }
 
 
 def test_stream_worker__failing_client_is_retried_then_quarantined() -> None:
     """A client whose task fails is retried after the others, then quarantined at maxAttempts."""
-    worker, state = _worker([_client("acme-recruiting", "fail:post_scoring"), _client("blue-harbor")],
-                            maxAttempts=2)
+    worker, state = _worker(
+        [_client("acme-recruiting", "fail:post_scoring"), _client("blue-harbor")], maxAttempts=2
+    )
     result = worker.run()
     bad = state["clients"]["acme-recruiting"]
     assert (bad["state"], bad["attempts"]) == ("Quarantined", 2)
@@ -61,8 +81,13 @@ def test_stream_worker__failing_client_is_retried_then_quarantined() -> None:
 
 def test_stream_worker__resumes_at_the_first_unfinished_task() -> None:
     """A carried client with lead scoring done continues at post harvesting."""
-    carried = {"acme-recruiting": {"state": "Pending", "attempts": 1,
-                                   "tasks": {"lead_scoring": {"state": "Completed", "examined": 9}}}}
+    carried = {
+        "acme-recruiting": {
+            "state": "Pending",
+            "attempts": 1,
+            "tasks": {"lead_scoring": {"state": "Completed", "examined": 9}},
+        }
+    }
     worker, state = _worker([_client("acme-recruiting")], carried=carried)
     worker.run()
     entry = state["clients"]["acme-recruiting"]
@@ -97,9 +122,11 @@ def test_merge__applies_rfc7386() -> None:
 
 
 def test_stream_worker__task_asked_to_wrap_up_keeps_its_counts() -> None:
-    """A task that honours `cancelled` near the timeout is recorded TimedOut with its counts kept."""
-    worker, state = _worker([_client("acme-recruiting", "wrap-up:lead_scoring")],
-                            clientTimeoutSeconds=2, maxAttempts=1)
+    """A task that honours `cancelled` near the timeout is recorded TimedOut with its counts
+    kept."""
+    worker, state = _worker(
+        [_client("acme-recruiting", "wrap-up:lead_scoring")], clientTimeoutSeconds=2, maxAttempts=1
+    )
     worker.run()
     entry = state["clients"]["acme-recruiting"]
     task = entry["tasks"]["lead_scoring"]

@@ -1,4 +1,5 @@
-"""The ``smart-resume`` command: ``operator`` (the kopf operator) and ``worker`` (a stream's Job)."""
+"""The ``smart-resume`` command: ``operator`` (the kopf operator) and ``worker`` (a stream's
+Job)."""
 
 from __future__ import annotations
 
@@ -11,24 +12,38 @@ from smart_resume import __version__
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="smart-resume", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--log-format", choices=("json", "plain"), default="json",
-                        help="structured JSON logs (default) or plain text")
+    parser.add_argument(
+        "--log-format",
+        choices=("json", "plain"),
+        default="json",
+        help="structured JSON logs (default) or plain text",
+    )
     parser.add_argument("--verbose", action="store_true", help="debug-level logs")
     commands = parser.add_subparsers(dest="command", required=True)
 
     operator = commands.add_parser("operator", help="run the operator (one replica)")
     scope = operator.add_mutually_exclusive_group()
-    scope.add_argument("--namespace", "-n", action="append", default=[],
-                       help="watch this namespace (repeatable; globs allowed); default: all")
+    scope.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        default=[],
+        help="watch this namespace (repeatable; globs allowed); default: all",
+    )
     scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch every namespace")
-    operator.add_argument("--liveness", metavar="URL", default=None,
-                          help="serve a liveness probe, e.g. http://0.0.0.0:8080/healthz")
+    operator.add_argument(
+        "--liveness",
+        metavar="URL",
+        default=None,
+        help="serve a liveness probe, e.g. http://0.0.0.0:8080/healthz",
+    )
 
     worker = commands.add_parser("worker", help="process one stream of a run (the Job's command)")
     worker.add_argument("--run", required=True, help="name of the SmartResumeRun")
     worker.add_argument("--stream", required=True, type=int, help="stream number")
-    worker.add_argument("--namespace", default=None,
-                        help="namespace of the run (default: $SMART_RESUME_NAMESPACE)")
+    worker.add_argument(
+        "--namespace", default=None, help="namespace of the run (default: $SMART_RESUME_NAMESPACE)"
+    )
     return parser
 
 
@@ -48,10 +63,16 @@ def _operator(args: argparse.Namespace) -> int:
 
     import smart_resume.controller.handlers  # noqa: F401 - registers the handlers with kopf
 
-    kopf.configure(verbose=args.verbose,
-                   log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL)
-    kopf.run(standalone=True, clusterwide=not args.namespace, namespaces=args.namespace,
-             liveness_endpoint=args.liveness)
+    kopf.configure(
+        verbose=args.verbose,
+        log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL,
+    )
+    kopf.run(
+        standalone=True,
+        clusterwide=not args.namespace,
+        namespaces=args.namespace,
+        liveness_endpoint=args.liveness,
+    )
     return 0
 
 

@@ -52,7 +52,8 @@ class JobSettings:
     backoff_limit: int = 1
     termination_grace_period_seconds: int = 30
     history_limit: int = 10
-    """Finished runs kept per namespace; older ones are pruned (their progress is carried forward)."""
+    """Finished runs kept per namespace; older ones are pruned (their progress is carried
+    forward)."""
     task_plugins: str = ""
     """Comma-separated ``module:function`` hooks that may register extra task implementations."""
 
@@ -110,7 +111,8 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from ``SMART_RESUME_<GROUP>_<FIELD>`` variables, e.g. ``SMART_RESUME_AI_MODEL``.
+        """Build settings from ``SMART_RESUME_<GROUP>_<FIELD>`` variables, e.g.
+        ``SMART_RESUME_AI_MODEL``.
 
         Raises:
             ConfigurationError: naming every variable that does not parse, before any work starts.
@@ -126,7 +128,8 @@ class Settings:
 
 
 def secret_env_names() -> list[str]:
-    """The variables that carry secrets; workers get them from the credentials Secret, never inline."""
+    """The variables that carry secrets; workers get them from the credentials Secret, never
+    inline."""
     return [
         env_name(group.name, field.name)
         for group in dataclasses.fields(Settings)
@@ -136,13 +139,17 @@ def secret_env_names() -> list[str]:
 
 
 def forwardable_env(environ: Mapping[str, str]) -> dict[str, str]:
-    """The operator's non-secret ``SMART_RESUME_*`` settings, to hand on to the workers it starts."""
+    """The operator's non-secret ``SMART_RESUME_*`` settings, to hand on to the workers it
+    starts."""
     secrets = set(secret_env_names())
-    return {k: v for k, v in sorted(environ.items()) if k.startswith(ENV_PREFIX) and k not in secrets}
+    return {
+        k: v for k, v in sorted(environ.items()) if k.startswith(ENV_PREFIX) and k not in secrets
+    }
 
 
 def env_name(group: str, field: str) -> str:
-    """The environment variable that sets ``group.field``: ``env_name("ai", "model")`` -> ``SMART_RESUME_AI_MODEL``."""
+    """The environment variable that sets ``group.field``: ``env_name("ai", "model")`` ->
+    ``SMART_RESUME_AI_MODEL``."""
     return f"{ENV_PREFIX}{group}_{field}".upper()
 
 

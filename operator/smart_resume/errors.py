@@ -35,4 +35,5 @@ class TransientError(IntegrationError):
 
 
 class PermanentError(IntegrationError):
-    """Raised for failures that retrying cannot fix: bad credentials, unknown fields, bad payloads."""
+    """Raised for failures that retrying cannot fix: bad credentials, unknown fields, bad
+    payloads."""

@@ -29,9 +29,13 @@ MASTER_BASE = "appMASTERBASE0001"
 AIRTABLE_KEY = "patTESTKEY.secret-value-0001"
 OPERATOR_NAMESPACE = "smart-resume-system"
 CLIENT_FIELDS = [
-    ClientsTable.CLIENT_ID, ClientsTable.CLIENT_NAME, ClientsTable.STATUS,
-    ClientsTable.PROCESSING_STREAM, ClientsTable.AIRTABLE_BASE_ID,
-    fake_tasks.BEHAVIOUR_FIELD, fake_tasks.SECONDS_FIELD,
+    ClientsTable.CLIENT_ID,
+    ClientsTable.CLIENT_NAME,
+    ClientsTable.STATUS,
+    ClientsTable.PROCESSING_STREAM,
+    ClientsTable.AIRTABLE_BASE_ID,
+    fake_tasks.BEHAVIOUR_FIELD,
+    fake_tasks.SECONDS_FIELD,
 ]
 
 
@@ -42,11 +46,20 @@ class Airtable:
         self.fake = fake
         fake.add_table(MASTER_BASE, ClientsTable.TABLE, fields=CLIENT_FIELDS)
 
-    def add_client(self, client_id: str, stream: int, *, behaviour: str = "",
-                   task_seconds: float = 0.05, name: str | None = None) -> None:
+    def add_client(
+        self,
+        client_id: str,
+        stream: int,
+        *,
+        behaviour: str = "",
+        task_seconds: float = 0.05,
+        name: str | None = None,
+    ) -> None:
         fields: dict[str, Any] = {
-            ClientsTable.CLIENT_ID: client_id, ClientsTable.CLIENT_NAME: name or client_id.title(),
-            ClientsTable.STATUS: "Active", ClientsTable.PROCESSING_STREAM: stream,
+            ClientsTable.CLIENT_ID: client_id,
+            ClientsTable.CLIENT_NAME: name or client_id.title(),
+            ClientsTable.STATUS: "Active",
+            ClientsTable.PROCESSING_STREAM: stream,
             ClientsTable.AIRTABLE_BASE_ID: f"app{client_id[:14]:0<14}",
             fake_tasks.SECONDS_FIELD: task_seconds,
         }
@@ -62,29 +75,52 @@ def airtable() -> Iterator[Airtable]:
 
 
 @pytest.fixture(scope="session")
-def operator_kubeconfig(api_client: client.ApiClient, cluster: Cluster, crds: list[str],
-                        tmp_path_factory: pytest.TempPathFactory) -> Path:
+def operator_kubeconfig(
+    api_client: client.ApiClient,
+    cluster: Cluster,
+    crds: list[str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
     """A kubeconfig with a token of the operator ServiceAccount (manifests/rbac-operator.yaml)."""
     core = client.CoreV1Api(api_client)
     try:
-        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=OPERATOR_NAMESPACE)))
+        core.create_namespace(
+            client.V1Namespace(metadata=client.V1ObjectMeta(name=OPERATOR_NAMESPACE))
+        )
     except client.ApiException as exc:
         if exc.status != 409:
             raise
     manifests.apply(api_client, manifests.load("rbac-operator.yaml"))
-    manifests.apply(api_client, [d for d in manifests.load("rbac-worker.yaml") if d["kind"] == "ClusterRole"])
-    return cluster.kubeconfig_for(api_client, tmp_path_factory.mktemp("operator") / "kubeconfig",
-                                  namespace=OPERATOR_NAMESPACE, account="smart-resume-operator")
+    manifests.apply(
+        api_client, [d for d in manifests.load("rbac-worker.yaml") if d["kind"] == "ClusterRole"]
+    )
+    return cluster.kubeconfig_for(
+        api_client,
+        tmp_path_factory.mktemp("operator") / "kubeconfig",
+        namespace=OPERATOR_NAMESPACE,
+        account="smart-resume-operator",
+    )
 
 
 @pytest.fixture()
 def run_namespace(api_client: client.ApiClient, namespace: str) -> str:
-    """The test namespace, prepared like a runs namespace: worker identity and credentials Secret."""
-    manifests.apply(api_client, [d for d in manifests.load("rbac-worker.yaml", namespace=namespace)
-                                 if d["kind"] != "ClusterRole"])
-    client.CoreV1Api(api_client).create_namespaced_secret(namespace, client.V1Secret(
-        metadata=client.V1ObjectMeta(name="smart-resume-credentials"),
-        string_data={"SMART_RESUME_AIRTABLE_API_KEY": AIRTABLE_KEY}))
+    """The test namespace, prepared like a runs namespace: worker identity and credentials
+    Secret."""
+    manifests.apply(
+        api_client,
+        [
+            d
+            for d in manifests.load("rbac-worker.yaml", namespace=namespace)
+            if d["kind"] != "ClusterRole"
+        ],
+    )
+    client.CoreV1Api(api_client).create_namespaced_secret(
+        namespace,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="smart-resume-credentials"),
+            string_data={"SMART_RESUME_AIRTABLE_API_KEY": AIRTABLE_KEY},
+        ),
+    )
     return namespace
 
 
@@ -113,8 +149,9 @@ def operator_env(operator_kubeconfig: Path, airtable: Airtable, task_log: Path) 
 
 
 @pytest.fixture()
-def operator(operator_env: dict[str, str], run_namespace: str, tmp_path: Path,
-             request: pytest.FixtureRequest) -> Iterator[OperatorProcess]:
+def operator(
+    operator_env: dict[str, str], run_namespace: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[OperatorProcess]:
     process = OperatorProcess(operator_env, run_namespace, tmp_path / "operator.log").start()
     try:
         yield process

@@ -19,19 +19,25 @@ def _job(name: str, command: list[str], **spec: object) -> client.V1Job:
         metadata=client.V1ObjectMeta(name=name),
         spec=client.V1JobSpec(
             backoff_limit=0,
-            template=client.V1PodTemplateSpec(spec=client.V1PodSpec(
-                restart_policy="Never",
-                termination_grace_period_seconds=2,
-                containers=[client.V1Container(name="main", image="local", command=command)],
-            )),
+            template=client.V1PodTemplateSpec(
+                spec=client.V1PodSpec(
+                    restart_policy="Never",
+                    termination_grace_period_seconds=2,
+                    containers=[client.V1Container(name="main", image="local", command=command)],
+                )
+            ),
             **spec,
         ),
     )
 
 
-def _condition(batch: client.BatchV1Api, namespace: str, name: str, kind: str) -> client.V1JobCondition | None:
+def _condition(
+    batch: client.BatchV1Api, namespace: str, name: str, kind: str
+) -> client.V1JobCondition | None:
     job = batch.read_namespaced_job(name, namespace)
-    return next((c for c in job.status.conditions or [] if c.type == kind and c.status == "True"), None)
+    return next(
+        (c for c in job.status.conditions or [] if c.type == kind and c.status == "True"), None
+    )
 
 
 def _pid_alive(pid: int) -> bool:
@@ -46,28 +52,40 @@ def test_job__exit_zero_completes(api_client: client.ApiClient, namespace: str) 
     """A Job whose command exits 0 is marked Complete by the real Job controller."""
     batch = client.BatchV1Api(api_client)
     batch.create_namespaced_job(namespace, _job("ok", ["sh", "-c", "echo hello from $HOSTNAME"]))
-    wait_for(lambda: _condition(batch, namespace, "ok", "Complete"), timeout=60, what="Job Complete")
+    wait_for(
+        lambda: _condition(batch, namespace, "ok", "Complete"), timeout=60, what="Job Complete"
+    )
     assert batch.read_namespaced_job("ok", namespace).status.succeeded == 1
 
 
-def test_job__exit_one_fails(api_client: client.ApiClient, namespace: str,
-                             pod_runner: PodRunner | None) -> None:
+def test_job__exit_one_fails(
+    api_client: client.ApiClient, namespace: str, pod_runner: PodRunner | None
+) -> None:
     """A Job whose only pod exits 1 (backoffLimit 0) is marked Failed with BackoffLimitExceeded."""
     batch = client.BatchV1Api(api_client)
     batch.create_namespaced_job(namespace, _job("bad", ["sh", "-c", "exit 1"]))
-    failed = wait_for(lambda: _condition(batch, namespace, "bad", "Failed"), timeout=60, what="Job Failed")
+    failed = wait_for(
+        lambda: _condition(batch, namespace, "bad", "Failed"), timeout=60, what="Job Failed"
+    )
     assert failed.reason == "BackoffLimitExceeded"
     if pod_runner is not None:
         assert [pod.exit_code for pod in pod_runner.pods(namespace)] == [1]
 
 
-def test_job__active_deadline_kills_the_process(api_client: client.ApiClient, namespace: str,
-                                                pod_runner: PodRunner | None) -> None:
-    """A sleeping pod past activeDeadlineSeconds ends Failed/DeadlineExceeded and its process is gone."""
+def test_job__active_deadline_kills_the_process(
+    api_client: client.ApiClient, namespace: str, pod_runner: PodRunner | None
+) -> None:
+    """A sleeping pod past activeDeadlineSeconds ends Failed/DeadlineExceeded and its process is
+    gone."""
     batch = client.BatchV1Api(api_client)
-    batch.create_namespaced_job(namespace, _job("slow", ["sleep", "600"], active_deadline_seconds=3))
-    failed = wait_for(lambda: _condition(batch, namespace, "slow", "Failed"), timeout=90,
-                      what="Job Failed by its deadline")
+    batch.create_namespaced_job(
+        namespace, _job("slow", ["sleep", "600"], active_deadline_seconds=3)
+    )
+    failed = wait_for(
+        lambda: _condition(batch, namespace, "slow", "Failed"),
+        timeout=90,
+        what="Job Failed by its deadline",
+    )
     assert failed.reason == "DeadlineExceeded"
     if pod_runner is not None:
         (pod,) = pod_runner.pods(namespace)
@@ -80,30 +98,43 @@ def test_cronjob__creates_a_job_on_schedule(api_client: client.ApiClient, namesp
     """A CronJob scheduled every minute gets a Job from the real CronJob controller."""
     batch = client.BatchV1Api(api_client)
     template = _job("unused", ["true"])
-    batch.create_namespaced_cron_job(namespace, client.V1CronJob(
-        metadata=client.V1ObjectMeta(name="every-minute"),
-        spec=client.V1CronJobSpec(
-            schedule="* * * * *",
-            job_template=client.V1JobTemplateSpec(spec=template.spec),
+    batch.create_namespaced_cron_job(
+        namespace,
+        client.V1CronJob(
+            metadata=client.V1ObjectMeta(name="every-minute"),
+            spec=client.V1CronJobSpec(
+                schedule="* * * * *",
+                job_template=client.V1JobTemplateSpec(spec=template.spec),
+            ),
         ),
-    ))
-    jobs = wait_for(lambda: batch.list_namespaced_job(namespace).items, timeout=130,
-                    what="a Job created by the CronJob")
+    )
+    jobs = wait_for(
+        lambda: batch.list_namespaced_job(namespace).items,
+        timeout=130,
+        what="a Job created by the CronJob",
+    )
     assert jobs[0].metadata.owner_references[0].kind == "CronJob"
     assert jobs[0].metadata.owner_references[0].name == "every-minute"
 
 
-def test_garbage_collector__deleting_owner_removes_owned(api_client: client.ApiClient,
-                                                         namespace: str) -> None:
+def test_garbage_collector__deleting_owner_removes_owned(
+    api_client: client.ApiClient, namespace: str
+) -> None:
     """Objects whose owner is deleted are removed by the real garbage collector."""
     core = client.CoreV1Api(api_client)
-    owner = core.create_namespaced_config_map(namespace, client.V1ConfigMap(
-        metadata=client.V1ObjectMeta(name="owner")))
-    reference = client.V1OwnerReference(api_version="v1", kind="ConfigMap", name="owner",
-                                        uid=owner.metadata.uid)
+    owner = core.create_namespaced_config_map(
+        namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="owner"))
+    )
+    reference = client.V1OwnerReference(
+        api_version="v1", kind="ConfigMap", name="owner", uid=owner.metadata.uid
+    )
     for name in ("child-a", "child-b"):
-        core.create_namespaced_config_map(namespace, client.V1ConfigMap(
-            metadata=client.V1ObjectMeta(name=name, owner_references=[reference])))
+        core.create_namespaced_config_map(
+            namespace,
+            client.V1ConfigMap(
+                metadata=client.V1ObjectMeta(name=name, owner_references=[reference])
+            ),
+        )
     core.delete_namespaced_config_map("owner", namespace)
 
     def children_left() -> list[str]:

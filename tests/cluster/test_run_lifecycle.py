@@ -1,4 +1,5 @@
-"""The run lifecycle end to end: real operator, real control plane, worker pods run by the pod runner."""
+"""The run lifecycle end to end: real operator, real control plane, worker pods run by the pod
+runner."""
 
 from __future__ import annotations
 
@@ -21,20 +22,33 @@ TASKS = ["lead_scoring", "post_harvesting", "post_scoring"]
 
 
 def _completions(task_log: object) -> collections.Counter[tuple[str, str]]:
-    return collections.Counter((c, t) for event, _, c, t in read_log(str(task_log)) if event == "completed")
+    return collections.Counter(
+        (c, t) for event, _, c, t in read_log(str(task_log)) if event == "completed"
+    )
 
 
 def _events(api: client.ApiClient, namespace: str, name: str) -> list[str]:
-    events = client.CoreV1Api(api).list_namespaced_event(
-        namespace, field_selector=f"involvedObject.name={name}").items
+    events = (
+        client.CoreV1Api(api)
+        .list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}")
+        .items
+    )
     return [event.reason for event in events]
 
 
-def test_run__three_streams_succeed(api_client: client.ApiClient, run_namespace: str,
-                                    airtable: Airtable, operator: OperatorProcess,
-                                    task_log: object) -> None:
+def test_run__three_streams_succeed(
+    api_client: client.ApiClient,
+    run_namespace: str,
+    airtable: Airtable,
+    operator: OperatorProcess,
+    task_log: object,
+) -> None:
     """A three-stream run processes every client of every stream once and ends Succeeded."""
-    clients = {1: ["acme-recruiting", "blue-harbor"], 2: ["cedar-talent"], 3: ["delta-staffing", "ember-hr"]}
+    clients = {
+        1: ["acme-recruiting", "blue-harbor"],
+        2: ["cedar-talent"],
+        3: ["delta-staffing", "ember-hr"],
+    }
     for stream, ids in clients.items():
         for client_id in ids:
             airtable.add_client(client_id, stream)
@@ -70,16 +84,19 @@ def test_run__three_streams_succeed(api_client: client.ApiClient, run_namespace:
 def _table(api: client.ApiClient, namespace: str) -> tuple[list[str], list[list[object]]]:
     """What `kubectl get srr` prints: the server-side Table of the printer columns."""
     method, url, headers, body, _ = api.param_serialize(
-        "GET", f"/apis/{resource.GROUP}/{resource.VERSION}/namespaces/{namespace}/{resource.PLURAL}",
+        "GET",
+        f"/apis/{resource.GROUP}/{resource.VERSION}/namespaces/{namespace}/{resource.PLURAL}",
         header_params={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"},
-        auth_settings=["BearerToken"])
+        auth_settings=["BearerToken"],
+    )
     response = json.loads(api.call_api(method, url, header_params=headers, body=body).read())
     columns = [c["name"] for c in response["columnDefinitions"] if c.get("priority", 0) == 0]
     return columns, [row["cells"][: len(columns)] for row in response["rows"]]
 
 
-def test_run__printer_columns_show_progress(api_client: client.ApiClient, run_namespace: str,
-                                            airtable: Airtable, operator: OperatorProcess) -> None:
+def test_run__printer_columns_show_progress(
+    api_client: client.ApiClient, run_namespace: str, airtable: Airtable, operator: OperatorProcess
+) -> None:
     """`kubectl get srr` shows Phase, Streams, Progress, Current and Age of a finished run."""
     airtable.add_client("acme-recruiting", 1)
     create_run(api_client, run_namespace, "columns", streams=[1])
@@ -90,14 +107,20 @@ def test_run__printer_columns_show_progress(api_client: client.ApiClient, run_na
 
 
 def test_run__deadline_cut_then_resumed_without_repeats(
-        api_client: client.ApiClient, run_namespace: str, airtable: Airtable,
-        operator: OperatorProcess, task_log: object) -> None:
-    """A run cut by its deadline ends TimedOut; the next run resumes its cycle and repeats nothing."""
+    api_client: client.ApiClient,
+    run_namespace: str,
+    airtable: Airtable,
+    operator: OperatorProcess,
+    task_log: object,
+) -> None:
+    """A run cut by its deadline ends TimedOut; the next run resumes its cycle and repeats
+    nothing."""
     ids = ["acme-recruiting", "blue-harbor", "cedar-talent", "delta-staffing", "ember-hr"]
     for client_id in ids:
         airtable.add_client(client_id, 1, task_seconds=0.5)
-    create_run(api_client, run_namespace, "first", streams=[1], deadlineSeconds=12,
-               clientTimeoutSeconds=7)
+    create_run(
+        api_client, run_namespace, "first", streams=[1], deadlineSeconds=12, clientTimeoutSeconds=7
+    )
     first = wait_phase(api_client, run_namespace, "first", {"TimedOut"})
     first_stream = first["status"]["streams"]["1"]
     done_first = [c for c, e in first_stream["clients"].items() if e["state"] == "Completed"]
@@ -113,21 +136,28 @@ def test_run__deadline_cut_then_resumed_without_repeats(
     assert second["status"]["progress"] == f"{len(ids)}/{len(ids)}"
     done = _completions(task_log)
     assert len(done) == len(ids) * 3 and set(done.values()) == {1}, done
-    runs_of = {c: {r for e, r, c2, _ in read_log(str(task_log)) if c2 == c and e == "completed"}
-               for c in ids}
+    runs_of = {
+        c: {r for e, r, c2, _ in read_log(str(task_log)) if c2 == c and e == "completed"}
+        for c in ids
+    }
     assert all(runs_of[c] == {first["status"]["runId"]} for c in done_first)
 
 
 def test_run__hanging_client_times_out_and_is_quarantined(
-        api_client: client.ApiClient, run_namespace: str, airtable: Airtable,
-        operator: OperatorProcess, task_log: object) -> None:
+    api_client: client.ApiClient,
+    run_namespace: str,
+    airtable: Airtable,
+    operator: OperatorProcess,
+    task_log: object,
+) -> None:
     """A client hanging in a task is cut by the client timeout, retried after the rest, then
     quarantined; the other clients of the stream complete."""
     airtable.add_client("acme-recruiting", 1)
     airtable.add_client("blue-harbor", 1, behaviour="hang:post_harvesting")
     airtable.add_client("cedar-talent", 1)
-    create_run(api_client, run_namespace, "hang", streams=[1], clientTimeoutSeconds=4,
-               maxAttempts=2)
+    create_run(
+        api_client, run_namespace, "hang", streams=[1], clientTimeoutSeconds=4, maxAttempts=2
+    )
     run = wait_phase(api_client, run_namespace, "hang", {"PartiallySucceeded"}, timeout=120)
 
     clients = run["status"]["streams"]["1"]["clients"]
@@ -138,17 +168,28 @@ def test_run__hanging_client_times_out_and_is_quarantined(
     assert hung["tasks"]["post_harvesting"]["state"] == "TimedOut"
     assert "timeout" in hung["tasks"]["post_harvesting"]["error"]
     log = read_log(str(task_log))
-    hung_starts = [i for i, (e, _, c, t) in enumerate(log)
-                   if (e, c, t) == ("started", "blue-harbor", "post_harvesting")]
-    cedar_done = max(i for i, (e, _, c, _) in enumerate(log) if (e, c) == ("completed", "cedar-talent"))
+    hung_starts = [
+        i
+        for i, (e, _, c, t) in enumerate(log)
+        if (e, c, t) == ("started", "blue-harbor", "post_harvesting")
+    ]
+    cedar_done = max(
+        i for i, (e, _, c, _) in enumerate(log) if (e, c) == ("completed", "cedar-talent")
+    )
     assert len(hung_starts) == 2 and hung_starts[1] > cedar_done, "the retry comes after the rest"
-    assert _completions(task_log)[("blue-harbor", "lead_scoring")] == 1, "a retry resumes, never repeats"
+    assert _completions(task_log)[("blue-harbor", "lead_scoring")] == 1, (
+        "a retry resumes, never repeats"
+    )
     assert run["status"]["totals"]["quarantined"] == 1
 
 
-def test_run__two_runs_race_for_one_stream(api_client: client.ApiClient, run_namespace: str,
-                                           airtable: Airtable, operator: OperatorProcess,
-                                           task_log: object) -> None:
+def test_run__two_runs_race_for_one_stream(
+    api_client: client.ApiClient,
+    run_namespace: str,
+    airtable: Airtable,
+    operator: OperatorProcess,
+    task_log: object,
+) -> None:
     """Two runs created together for the same stream: exactly one runs it, the other is Skipped."""
     airtable.add_client("acme-recruiting", 1, task_seconds=0.3)
     create_run(api_client, run_namespace, "racer-a", streams=[1])
@@ -168,18 +209,32 @@ def test_run__two_runs_race_for_one_stream(api_client: client.ApiClient, run_nam
 def _stale_lease(api: client.ApiClient, namespace: str) -> None:
     # The generic object API keeps the MicroTime strings exactly as written (see kube/leases.py).
     client.CustomObjectsApi(api).create_namespaced_custom_object(
-        "coordination.k8s.io", "v1", namespace, "leases", {
-        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-        "metadata": {"name": resource.lease_name(1)},
-        "spec": {"holderIdentity": f"{namespace}/crashed-run/0000", "leaseDurationSeconds": 6,
-                 "acquireTime": "2026-01-01T00:00:00.000000Z",
-                 "renewTime": "2026-01-01T00:00:00.000000Z", "leaseTransitions": 4},
-    })
+        "coordination.k8s.io",
+        "v1",
+        namespace,
+        "leases",
+        {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": resource.lease_name(1)},
+            "spec": {
+                "holderIdentity": f"{namespace}/crashed-run/0000",
+                "leaseDurationSeconds": 6,
+                "acquireTime": "2026-01-01T00:00:00.000000Z",
+                "renewTime": "2026-01-01T00:00:00.000000Z",
+                "leaseTransitions": 4,
+            },
+        },
+    )
 
 
 def test_run__stale_lease_is_taken_over_by_exactly_one_racer(
-        api_client: client.ApiClient, run_namespace: str, airtable: Airtable,
-        operator: OperatorProcess, task_log: object) -> None:
+    api_client: client.ApiClient,
+    run_namespace: str,
+    airtable: Airtable,
+    operator: OperatorProcess,
+    task_log: object,
+) -> None:
     """A Lease left by a crashed run is taken over, once, even when two runs race for it."""
     _stale_lease(api_client, run_namespace)
     airtable.add_client("acme-recruiting", 1, task_seconds=0.3)
@@ -209,8 +264,9 @@ def _running_client(api: client.ApiClient, namespace: str, name: str) -> object:
     return _stream(api, namespace, name).get("currentClient")
 
 
-def _start_slow_run(api: client.ApiClient, namespace: str, airtable: Airtable, name: str, *,
-                    task_seconds: float) -> None:
+def _start_slow_run(
+    api: client.ApiClient, namespace: str, airtable: Airtable, name: str, *, task_seconds: float
+) -> None:
     """A one-stream run of three clients with slow tasks, returned once a client is in progress."""
     for client_id in ("acme-recruiting", "blue-harbor", "cedar-talent"):
         airtable.add_client(client_id, 1, task_seconds=task_seconds)
@@ -218,14 +274,20 @@ def _start_slow_run(api: client.ApiClient, namespace: str, airtable: Airtable, n
     wait_for(lambda: _running_client(api, namespace, name), timeout=60, what="a client in progress")
 
 
-def test_run__delete_mid_run_stops_the_worker(api_client: client.ApiClient, run_namespace: str,
-                                              airtable: Airtable, operator: OperatorProcess,
-                                              pod_runner: object) -> None:
-    """Deleting a running run stops its Job (the worker gets SIGTERM), frees the Lease, and completes."""
+def test_run__delete_mid_run_stops_the_worker(
+    api_client: client.ApiClient,
+    run_namespace: str,
+    airtable: Airtable,
+    operator: OperatorProcess,
+    pod_runner: object,
+) -> None:
+    """Deleting a running run stops its Job (the worker gets SIGTERM), frees the Lease, and
+    completes."""
     _start_slow_run(api_client, run_namespace, airtable, "doomed", task_seconds=2)
     objects = client.CustomObjectsApi(api_client)
-    objects.delete_namespaced_custom_object(resource.GROUP, resource.VERSION, run_namespace,
-                                            resource.PLURAL, "doomed")
+    objects.delete_namespaced_custom_object(
+        resource.GROUP, resource.VERSION, run_namespace, resource.PLURAL, "doomed"
+    )
 
     def gone() -> bool:
         try:
@@ -236,8 +298,11 @@ def test_run__delete_mid_run_stops_the_worker(api_client: client.ApiClient, run_
 
     wait_for(gone, timeout=60, what="the run to be deleted (finalizer released)")
     batch, leases = client.BatchV1Api(api_client), client.CoordinationV1Api(api_client)
-    wait_for(lambda: not batch.list_namespaced_job(run_namespace).items, timeout=60,
-             what="the Job to be deleted")
+    wait_for(
+        lambda: not batch.list_namespaced_job(run_namespace).items,
+        timeout=60,
+        what="the Job to be deleted",
+    )
     assert leases.list_namespaced_lease(run_namespace).items == []
     assert "Terminated" in _events(api_client, run_namespace, "doomed")
     if pod_runner is not None:
@@ -247,8 +312,12 @@ def test_run__delete_mid_run_stops_the_worker(api_client: client.ApiClient, run_
 
 
 def test_run__suspend_keeps_progress_and_resume_continues(
-        api_client: client.ApiClient, run_namespace: str, airtable: Airtable,
-        operator: OperatorProcess, task_log: object) -> None:
+    api_client: client.ApiClient,
+    run_namespace: str,
+    airtable: Airtable,
+    operator: OperatorProcess,
+    task_log: object,
+) -> None:
     """Suspending stops the worker and keeps progress; unsuspending finishes without repeats."""
     ids = ("acme-recruiting", "blue-harbor", "cedar-talent")
     for client_id in ids:
@@ -261,27 +330,48 @@ def test_run__suspend_keeps_progress_and_resume_continues(
         return any(e.get("state") == "Completed" for e in clients.values())  # type: ignore[union-attr]
 
     wait_for(first_done, timeout=60, what="a first client to complete")
-    objects.patch_namespaced_custom_object(resource.GROUP, resource.VERSION, run_namespace,
-                                           resource.PLURAL, "pausable", {"spec": {"suspend": True}})
+    objects.patch_namespaced_custom_object(
+        resource.GROUP,
+        resource.VERSION,
+        run_namespace,
+        resource.PLURAL,
+        "pausable",
+        {"spec": {"suspend": True}},
+    )
     suspended = wait_phase(api_client, run_namespace, "pausable", {"Suspended"})
     assert suspended["status"]["streams"]["1"]["phase"] == "Suspended"
     leases = client.CoordinationV1Api(api_client)
-    wait_for(lambda: not leases.list_namespaced_lease(run_namespace).items, timeout=30,
-             what="the Lease to be released while suspended")
-    job = client.BatchV1Api(api_client).read_namespaced_job(resource.job_name("pausable", 1), run_namespace)
+    wait_for(
+        lambda: not leases.list_namespaced_lease(run_namespace).items,
+        timeout=30,
+        what="the Lease to be released while suspended",
+    )
+    job = client.BatchV1Api(api_client).read_namespaced_job(
+        resource.job_name("pausable", 1), run_namespace
+    )
     assert job.spec.suspend is True
 
-    objects.patch_namespaced_custom_object(resource.GROUP, resource.VERSION, run_namespace,
-                                           resource.PLURAL, "pausable", {"spec": {"suspend": False}})
+    objects.patch_namespaced_custom_object(
+        resource.GROUP,
+        resource.VERSION,
+        run_namespace,
+        resource.PLURAL,
+        "pausable",
+        {"spec": {"suspend": False}},
+    )
     run = wait_phase(api_client, run_namespace, "pausable", {"Succeeded"})
     assert run["status"]["progress"] == "3/3"
     done = _completions(task_log)
     assert len(done) == 9 and set(done.values()) == {1}, done
 
 
-def test_run__operator_restart_mid_run(api_client: client.ApiClient, run_namespace: str,
-                                       airtable: Airtable, operator: OperatorProcess,
-                                       task_log: object) -> None:
+def test_run__operator_restart_mid_run(
+    api_client: client.ApiClient,
+    run_namespace: str,
+    airtable: Airtable,
+    operator: OperatorProcess,
+    task_log: object,
+) -> None:
     """A killed and restarted operator finds the run again: no second Job, no lost checkpoint."""
     import signal
 
@@ -299,8 +389,13 @@ def test_run__operator_restart_mid_run(api_client: client.ApiClient, run_namespa
 
 
 def test_run__bad_task_registry_fails_before_any_work(
-        api_client: client.ApiClient, run_namespace: str, airtable: Airtable,
-        operator_env: dict[str, str], tmp_path: object, task_log: object) -> None:
+    api_client: client.ApiClient,
+    run_namespace: str,
+    airtable: Airtable,
+    operator_env: dict[str, str],
+    tmp_path: object,
+    task_log: object,
+) -> None:
     """A task plugin that cannot be loaded fails the stream at start-up with a clear reason."""
     airtable.add_client("acme-recruiting", 1)
     env = {**operator_env, "SMART_RESUME_JOB_TASK_PLUGINS": "support.no_such_module:register"}
@@ -314,33 +409,50 @@ def test_run__bad_task_registry_fails_before_any_work(
     assert stream["reason"] == "InvalidConfiguration"
     assert "support.no_such_module" in stream["message"]
     assert read_log(str(task_log)) == []
-    job = client.BatchV1Api(api_client).read_namespaced_job(resource.job_name("misconfigured", 1), run_namespace)
+    job = client.BatchV1Api(api_client).read_namespaced_job(
+        resource.job_name("misconfigured", 1), run_namespace
+    )
     assert job.status.failed == 1, "podFailurePolicy fails the Job at once: no pointless retry"
 
 
 def test_run__worker_stops_when_its_lease_is_taken(
-        api_client: client.ApiClient, run_namespace: str, airtable: Airtable,
-        operator: OperatorProcess, task_log: object) -> None:
+    api_client: client.ApiClient,
+    run_namespace: str,
+    airtable: Airtable,
+    operator: OperatorProcess,
+    task_log: object,
+) -> None:
     """A worker whose Lease was taken by another holder stops before its next client (LockLost)."""
     _start_slow_run(api_client, run_namespace, airtable, "fenced", task_seconds=1)
     leases = client.CustomObjectsApi(api_client)
     intruder = f"{run_namespace}/intruder/0001"
     leases.patch_namespaced_custom_object(
-        "coordination.k8s.io", "v1", run_namespace, "leases", resource.lease_name(1),
-        {"spec": {"holderIdentity": intruder}}, _content_type="application/merge-patch+json")
+        "coordination.k8s.io",
+        "v1",
+        run_namespace,
+        "leases",
+        resource.lease_name(1),
+        {"spec": {"holderIdentity": intruder}},
+        _content_type="application/merge-patch+json",
+    )
 
     run = wait_phase(api_client, run_namespace, "fenced", {"Failed"})
     stream = run["status"]["streams"]["1"]
     assert stream["reason"] == "LockLost"
     assert any(e["state"] != "Completed" for e in stream["clients"].values())
-    lease = leases.get_namespaced_custom_object("coordination.k8s.io", "v1", run_namespace,
-                                                "leases", resource.lease_name(1))
+    lease = leases.get_namespaced_custom_object(
+        "coordination.k8s.io", "v1", run_namespace, "leases", resource.lease_name(1)
+    )
     assert lease["spec"]["holderIdentity"] == intruder, "a Lease we lost is never released by us"
 
 
 def test_run__history_beyond_the_limit_is_pruned(
-        api_client: client.ApiClient, run_namespace: str, airtable: Airtable,
-        operator_env: dict[str, str], tmp_path: object) -> None:
+    api_client: client.ApiClient,
+    run_namespace: str,
+    airtable: Airtable,
+    operator_env: dict[str, str],
+    tmp_path: object,
+) -> None:
     """Finished runs beyond SMART_RESUME_JOB_HISTORY_LIMIT are deleted, oldest first."""
     airtable.add_client("acme-recruiting", 1)
     env = {**operator_env, "SMART_RESUME_JOB_HISTORY_LIMIT": "2"}
@@ -353,7 +465,8 @@ def test_run__history_beyond_the_limit_is_pruned(
 
         def names() -> list[str]:
             listing = objects.list_namespaced_custom_object(
-                resource.GROUP, resource.VERSION, run_namespace, resource.PLURAL)
+                resource.GROUP, resource.VERSION, run_namespace, resource.PLURAL
+            )
             return sorted(item["metadata"]["name"] for item in listing["items"])
 
         wait_for(lambda: names() == ["run-2", "run-3"], timeout=30, what="run-1 to be pruned")
@@ -362,8 +475,12 @@ def test_run__history_beyond_the_limit_is_pruned(
 
 
 def test_run__created_suspended_starts_when_unsuspended(
-        api_client: client.ApiClient, run_namespace: str, airtable: Airtable,
-        operator: OperatorProcess, task_log: object) -> None:
+    api_client: client.ApiClient,
+    run_namespace: str,
+    airtable: Airtable,
+    operator: OperatorProcess,
+    task_log: object,
+) -> None:
     """A run created with suspend: true takes no Lease and starts no Job until unsuspended."""
     airtable.add_client("acme-recruiting", 1)
     create_run(api_client, run_namespace, "later", streams=[1], suspend=True)
@@ -373,8 +490,13 @@ def test_run__created_suspended_starts_when_unsuspended(
     assert client.CoordinationV1Api(api_client).list_namespaced_lease(run_namespace).items == []
 
     client.CustomObjectsApi(api_client).patch_namespaced_custom_object(
-        resource.GROUP, resource.VERSION, run_namespace, resource.PLURAL, "later",
-        {"spec": {"suspend": False}})
+        resource.GROUP,
+        resource.VERSION,
+        run_namespace,
+        resource.PLURAL,
+        "later",
+        {"spec": {"suspend": False}},
+    )
     run = wait_phase(api_client, run_namespace, "later", {"Succeeded"})
     assert run["status"]["progress"] == "1/1"
     assert set(_completions(task_log).values()) == {1}

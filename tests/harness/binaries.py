@@ -45,7 +45,8 @@ def _build() -> Path:
             "no Go toolchain on PATH and KUBEBUILDER_ASSETS is not set. Install Go >= 1.24 "
             "(Debian: apt-get install golang-go, or https://go.dev/dl), or set KUBEBUILDER_ASSETS "
             "to a folder with kube-apiserver, kube-controller-manager and etcd (for example from "
-            "`setup-envtest use -p path`), or set SMART_RESUME_TEST_KUBECONFIG to use an existing cluster."
+            "`setup-envtest use -p path`), or set SMART_RESUME_TEST_KUBECONFIG to use an existing "
+            "cluster."
         )
     result = subprocess.run(["bash", str(BUILD_SCRIPT)], stdout=subprocess.PIPE, text=True)
     if result.returncode:

@@ -18,8 +18,9 @@ class Cluster:
     def __init__(self, kubeconfig: Path) -> None:
         self.kubeconfig = kubeconfig
         loaded = yaml.safe_load(kubeconfig.read_text())
-        context = next(c["context"] for c in loaded["contexts"]
-                       if c["name"] == loaded["current-context"])
+        context = next(
+            c["context"] for c in loaded["contexts"] if c["name"] == loaded["current-context"]
+        )
         cluster = next(c["cluster"] for c in loaded["clusters"] if c["name"] == context["cluster"])
         self.server: str = cluster["server"]
         self.ca_data = base64.b64decode(cluster.get("certificate-authority-data", ""))
@@ -27,27 +28,66 @@ class Cluster:
     def api_client(self) -> client.ApiClient:
         return config.new_client_from_config(config_file=str(self.kubeconfig))
 
-    def kubeconfig_for(self, api: client.ApiClient, path: Path, *, namespace: str, account: str,
-                       bound_pod: client.V1Pod | None = None) -> Path:
-        """A kubeconfig holding a token of ``namespace/account`` (TokenRequest API), as a pod gets."""
+    def kubeconfig_for(
+        self,
+        api: client.ApiClient,
+        path: Path,
+        *,
+        namespace: str,
+        account: str,
+        bound_pod: client.V1Pod | None = None,
+    ) -> Path:
+        """A kubeconfig holding a token of ``namespace/account`` (TokenRequest API), as a pod
+        gets."""
         bound = None
         if bound_pod is not None:
-            bound = client.V1BoundObjectReference(kind="Pod", api_version="v1",
-                                                  name=bound_pod.metadata.name, uid=bound_pod.metadata.uid)
-        request = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(
-            audiences=[], expiration_seconds=24 * 3600, bound_object_ref=bound))
-        token = client.CoreV1Api(api).create_namespaced_service_account_token(
-            account, namespace, request).status.token
-        path.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config",
-            "clusters": [{"name": "local", "cluster": {
-                "server": self.server,
-                "certificate-authority-data": base64.b64encode(self.ca_data).decode()}}],
-            "users": [{"name": account, "user": {"token": token}}],
-            "contexts": [{"name": account, "context": {"cluster": "local", "user": account,
-                                                       "namespace": namespace}}],
-            "current-context": account,
-        }))
+            bound = client.V1BoundObjectReference(
+                kind="Pod",
+                api_version="v1",
+                name=bound_pod.metadata.name,
+                uid=bound_pod.metadata.uid,
+            )
+        request = client.AuthenticationV1TokenRequest(
+            spec=client.V1TokenRequestSpec(
+                audiences=[], expiration_seconds=24 * 3600, bound_object_ref=bound
+            )
+        )
+        token = (
+            client.CoreV1Api(api)
+            .create_namespaced_service_account_token(account, namespace, request)
+            .status.token
+        )
+        path.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "clusters": [
+                        {
+                            "name": "local",
+                            "cluster": {
+                                "server": self.server,
+                                "certificate-authority-data": base64.b64encode(
+                                    self.ca_data
+                                ).decode(),
+                            },
+                        }
+                    ],
+                    "users": [{"name": account, "user": {"token": token}}],
+                    "contexts": [
+                        {
+                            "name": account,
+                            "context": {
+                                "cluster": "local",
+                                "user": account,
+                                "namespace": namespace,
+                            },
+                        }
+                    ],
+                    "current-context": account,
+                }
+            )
+        )
         path.chmod(0o600)
         return path
 
@@ -61,7 +101,9 @@ def install_crds(api: client.ApiClient, directory: Path) -> list[str]:
             if manifest:
                 names.append(_create_or_replace(extensions, manifest))
     for name in names:
-        wait_for(lambda n=name: _established(extensions, n), timeout=30, what=f"CRD {name} Established")
+        wait_for(
+            lambda n=name: _established(extensions, n), timeout=30, what=f"CRD {name} Established"
+        )
     return names
 
 

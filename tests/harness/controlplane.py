@@ -60,7 +60,8 @@ class ControlPlaneError(RuntimeError):
 
 @dataclasses.dataclass
 class State:
-    """What a running control plane leaves in ``<dir>/state.json`` so that any process can stop it."""
+    """What a running control plane leaves in ``<dir>/state.json`` so that any process can stop
+    it."""
 
     workdir: str
     """Temporary directory with etcd's data, certificates and logs; removed by ``down``."""
@@ -94,7 +95,7 @@ class ControlPlane:
         bins = locate_binaries()
         workdir = Path(tempfile.mkdtemp(prefix="smart-resume-cp-", dir=_fast_tmp()))
         names = ("etcd", "etcd_peer", "apiserver", "controller_manager")
-        ports = dict(zip(names, _free_ports(len(names))))
+        ports = dict(zip(names, _free_ports(len(names)), strict=True))
         state = State(workdir=str(workdir), pids={}, ports=ports, token=secrets.token_hex(16))
         self.state_dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -109,7 +110,8 @@ class ControlPlane:
         return state
 
     def down(self) -> bool:
-        """Stop every process and remove every temporary file; return whether anything was running."""
+        """Stop every process and remove every temporary file; return whether anything was
+        running."""
         state = self._read_state()
         if state is not None:
             self._stop(state)
@@ -128,67 +130,100 @@ class ControlPlane:
         work = Path(state.workdir)
         client = f"http://127.0.0.1:{state.ports['etcd']}"
         peer = f"http://127.0.0.1:{state.ports['etcd_peer']}"
-        self._spawn("etcd", state, [
-            str(binary), "--name=default", f"--data-dir={work / 'etcd'}",
-            f"--listen-client-urls={client}", f"--advertise-client-urls={client}",
-            f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
-            f"--initial-cluster=default={peer}", "--unsafe-no-fsync=true",
-            "--log-level=warn",
-        ])
+        self._spawn(
+            "etcd",
+            state,
+            [
+                str(binary),
+                "--name=default",
+                f"--data-dir={work / 'etcd'}",
+                f"--listen-client-urls={client}",
+                f"--advertise-client-urls={client}",
+                f"--listen-peer-urls={peer}",
+                f"--initial-advertise-peer-urls={peer}",
+                f"--initial-cluster=default={peer}",
+                "--unsafe-no-fsync=true",
+                "--log-level=warn",
+            ],
+        )
         self._await("etcd", state, f"{client}/health", tls=False)
 
     def _start_apiserver(self, binary: Path, state: State) -> None:
         work = Path(state.workdir)
         (work / "tokens.csv").write_text(f'{state.token},admin,admin,"system:masters"\n')
-        self._spawn("apiserver", state, [
-            str(binary),
-            f"--etcd-servers=http://127.0.0.1:{state.ports['etcd']}",
-            "--bind-address=127.0.0.1", f"--secure-port={state.ports['apiserver']}",
-            f"--tls-cert-file={work / 'serving.crt'}", f"--tls-private-key-file={work / 'serving.key'}",
-            f"--client-ca-file={work / 'ca.crt'}",
-            f"--cert-dir={work / 'apiserver-certs'}",
-            "--service-cluster-ip-range=10.0.0.0/24",
-            "--service-account-issuer=https://kubernetes.default.svc",
-            f"--service-account-key-file={work / 'sa.key'}",
-            f"--service-account-signing-key-file={work / 'sa.key'}",
-            "--authorization-mode=RBAC",
-            f"--token-auth-file={work / 'tokens.csv'}",
-            "--allow-privileged=true",
-            "--enable-priority-and-fairness=false",
-            "--profiling=false",
-        ])
+        self._spawn(
+            "apiserver",
+            state,
+            [
+                str(binary),
+                f"--etcd-servers=http://127.0.0.1:{state.ports['etcd']}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={state.ports['apiserver']}",
+                f"--tls-cert-file={work / 'serving.crt'}",
+                f"--tls-private-key-file={work / 'serving.key'}",
+                f"--client-ca-file={work / 'ca.crt'}",
+                f"--cert-dir={work / 'apiserver-certs'}",
+                "--service-cluster-ip-range=10.0.0.0/24",
+                "--service-account-issuer=https://kubernetes.default.svc",
+                f"--service-account-key-file={work / 'sa.key'}",
+                f"--service-account-signing-key-file={work / 'sa.key'}",
+                "--authorization-mode=RBAC",
+                f"--token-auth-file={work / 'tokens.csv'}",
+                "--allow-privileged=true",
+                "--enable-priority-and-fairness=false",
+                "--profiling=false",
+            ],
+        )
         self._await("apiserver", state, f"{state.server}/readyz", token=state.token)
 
     def _start_controller_manager(self, binary: Path, state: State) -> None:
         work = Path(state.workdir)
         port = state.ports["controller_manager"]
-        self._spawn("controller_manager", state, [
-            str(binary), f"--kubeconfig={self.kubeconfig}",
-            "--bind-address=127.0.0.1", f"--secure-port={port}",
-            f"--cert-dir={work / 'controller-manager-certs'}",
-            "--authorization-always-allow-paths=/healthz,/readyz,/livez",
-            "--leader-elect=false",
-            f"--service-account-private-key-file={work / 'sa.key'}",
-            f"--root-ca-file={work / 'ca.crt'}",
-            f"--controllers={','.join(CONTROLLERS)}",
-            "--concurrent-job-syncs=10",
-        ])
+        self._spawn(
+            "controller_manager",
+            state,
+            [
+                str(binary),
+                f"--kubeconfig={self.kubeconfig}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={port}",
+                f"--cert-dir={work / 'controller-manager-certs'}",
+                "--authorization-always-allow-paths=/healthz,/readyz,/livez",
+                "--leader-elect=false",
+                f"--service-account-private-key-file={work / 'sa.key'}",
+                f"--root-ca-file={work / 'ca.crt'}",
+                f"--controllers={','.join(CONTROLLERS)}",
+                "--concurrent-job-syncs=10",
+            ],
+        )
         self._await("controller_manager", state, f"https://127.0.0.1:{port}/healthz", insecure=True)
 
     def _spawn(self, name: str, state: State, argv: list[str]) -> None:
         log = open(Path(state.workdir) / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
         try:
             process = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,  # survives `make cluster-up` returning; not killed by Ctrl-C
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                # survives `make cluster-up` returning; not killed by Ctrl-C
+                start_new_session=True,
             )
         finally:
             log.close()
         state.pids[name] = process.pid
         self._write_state(state)
 
-    def _await(self, name: str, state: State, url: str, *, tls: bool = True, token: str = "",
-               insecure: bool = False) -> None:
+    def _await(
+        self,
+        name: str,
+        state: State,
+        url: str,
+        *,
+        tls: bool = True,
+        token: str = "",
+        insecure: bool = False,
+    ) -> None:
         """Poll ``url`` until it answers 200 ok, the process dies, or the deadline passes."""
         context = _tls_context(Path(state.workdir), insecure=insecure) if tls else None
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
@@ -217,9 +252,15 @@ class ControlPlane:
         tail = _tail(state, name)
         hint = ""
         if "address already in use" in tail:
-            hint = " A port it needs is in use: another process took it; run `make cluster-down` and retry."
+            hint = (
+                " A port it needs is in use: another process took it; "
+                "run `make cluster-down` and retry."
+            )
         elif "unable to find suitable network address" in tail:
-            hint = " This host has no default route; the apiserver needs one to pick an advertise address."
+            hint = (
+                " This host has no default route; "
+                "the apiserver needs one to pick an advertise address."
+            )
         return f"{name} exited during start-up.{hint}\n--- last lines of its log ---\n{tail}"
 
     def _stop(self, state: State) -> None:
@@ -310,26 +351,67 @@ def _free_ports(count: int) -> list[int]:
 
 
 def _write_pki(workdir: Path) -> None:
-    """A CA, an apiserver serving certificate for 127.0.0.1/localhost, and the service-account key."""
+    """A CA, an apiserver serving certificate for 127.0.0.1/localhost, and the service-account
+    key."""
     if shutil.which("openssl") is None:
-        raise ControlPlaneError("openssl is needed to create the control plane's certificates; "
-                                "install it (Debian: apt-get install openssl)")
+        raise ControlPlaneError(
+            "openssl is needed to create the control plane's certificates; "
+            "install it (Debian: apt-get install openssl)"
+        )
 
     def run(*args: str) -> None:
         result = subprocess.run(["openssl", *args], cwd=workdir, capture_output=True, text=True)
         if result.returncode:
             raise ControlPlaneError(f"openssl {args[0]} failed: {result.stderr.strip()}")
 
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650", "-subj",
-        "/CN=smart-resume-local-ca", "-keyout", "ca.key", "-out", "ca.crt")
-    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=kube-apiserver",
-        "-keyout", "serving.key", "-out", "serving.csr")
+    run(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "3650",
+        "-subj",
+        "/CN=smart-resume-local-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    )
+    run(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=kube-apiserver",
+        "-keyout",
+        "serving.key",
+        "-out",
+        "serving.csr",
+    )
     (workdir / "serving.ext").write_text(
         "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default.svc\n"
         "extendedKeyUsage=serverAuth\n"
     )
-    run("x509", "-req", "-in", "serving.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-        "-CAcreateserial", "-days", "3650", "-extfile", "serving.ext", "-out", "serving.crt")
+    run(
+        "x509",
+        "-req",
+        "-in",
+        "serving.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "3650",
+        "-extfile",
+        "serving.ext",
+        "-out",
+        "serving.crt",
+    )
     run("genrsa", "-out", "sa.key", "2048")
 
 
@@ -403,7 +485,9 @@ def _tail(state: State, name: str, lines: int = 15) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="controlplane", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=("up", "down", "status"))
-    parser.add_argument("--dir", default=".cluster", type=Path, help="state directory (default .cluster)")
+    parser.add_argument(
+        "--dir", default=".cluster", type=Path, help="state directory (default .cluster)"
+    )
     args = parser.parse_args(argv)
     plane = ControlPlane(args.dir)
     try:

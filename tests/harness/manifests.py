@@ -44,6 +44,11 @@ def apply(api: client.ApiClient, documents: Iterable[dict[str, Any]]) -> None:
             if exc.status != 409:
                 raise
             current = kind.get(name=doc["metadata"]["name"], namespace=namespace)
-            doc = {**doc, "metadata": {**doc["metadata"],
-                                       "resourceVersion": current.metadata.resourceVersion}}
+            doc = {
+                **doc,
+                "metadata": {
+                    **doc["metadata"],
+                    "resourceVersion": current.metadata.resourceVersion,
+                },
+            }
             kind.replace(body=doc, namespace=namespace)

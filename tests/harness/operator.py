@@ -25,9 +25,23 @@ class OperatorProcess:
         port = _free_port()
         with open(self.log_path, "ab") as log:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "smart_resume.cli", "--log-format", "plain", "--verbose",
-                 "operator", "-n", self._namespace, "--liveness", f"http://127.0.0.1:{port}/healthz"],
-                env=self._env, stdout=log, stderr=subprocess.STDOUT)
+                [
+                    sys.executable,
+                    "-m",
+                    "smart_resume.cli",
+                    "--log-format",
+                    "plain",
+                    "--verbose",
+                    "operator",
+                    "-n",
+                    self._namespace,
+                    "--liveness",
+                    f"http://127.0.0.1:{port}/healthz",
+                ],
+                env=self._env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         wait_for(lambda: self._healthy(port), timeout=30, what="operator liveness endpoint")
         return self
 
@@ -49,7 +63,9 @@ class OperatorProcess:
     def _healthy(self, port: int) -> bool:
         assert self._process is not None
         if self._process.poll() is not None:
-            raise AssertionError(f"operator exited with {self._process.returncode}:\n{self.log()[-3000:]}")
+            raise AssertionError(
+                f"operator exited with {self._process.returncode}:\n{self.log()[-3000:]}"
+            )
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
                 return response.status == 200

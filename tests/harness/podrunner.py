@@ -60,12 +60,17 @@ class LocalPod:
         return self.process.pid if self.process else None
 
     def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+        return (
+            self.log_path.read_text(errors="replace")
+            if self.log_path and self.log_path.exists()
+            else ""
+        )
 
 
 class PodRunner:
-    def __init__(self, api: client.ApiClient, cluster: Cluster, *, base_env: Mapping[str, str],
-                 workdir: Path) -> None:
+    def __init__(
+        self, api: client.ApiClient, cluster: Cluster, *, base_env: Mapping[str, str], workdir: Path
+    ) -> None:
         self._api = api
         self._core = client.CoreV1Api(api)
         self._cluster = cluster
@@ -133,19 +138,25 @@ class PodRunner:
             if event_type == "DELETED" or meta.deletion_timestamp is not None:
                 grace = meta.deletion_grace_period_seconds
                 threading.Thread(
-                    target=self._terminate, args=(known,),
+                    target=self._terminate,
+                    args=(known,),
                     kwargs={"grace_seconds": known.grace_seconds if not grace else grace},
                     daemon=True,
                 ).start()
             return
         if event_type == "DELETED" or not _is_runnable(pod):
             return
-        local = LocalPod(meta.namespace, meta.name, meta.uid,
-                         grace_seconds=pod.spec.termination_grace_period_seconds or 30)
+        local = LocalPod(
+            meta.namespace,
+            meta.name,
+            meta.uid,
+            grace_seconds=pod.spec.termination_grace_period_seconds or 30,
+        )
         with self._lock:
             self._pods[meta.uid] = local
-        threading.Thread(target=self._run, args=(pod, local), name=f"pod-{meta.name}",
-                         daemon=True).start()
+        threading.Thread(
+            target=self._run, args=(pod, local), name=f"pod-{meta.name}", daemon=True
+        ).start()
 
     # -- running ----------------------------------------------------------------------------
 
@@ -157,19 +168,31 @@ class PodRunner:
             if not argv:
                 raise ValueError("the pod runner needs an explicit container command")
             pod_dir = Path(tempfile.mkdtemp(prefix=f"{local.name}-", dir=self._workdir))
-            env["KUBECONFIG"] = str(self._cluster.kubeconfig_for(
-                self._api, pod_dir / "kubeconfig", namespace=local.namespace,
-                account=pod.spec.service_account_name or "default", bound_pod=pod))
+            env["KUBECONFIG"] = str(
+                self._cluster.kubeconfig_for(
+                    self._api,
+                    pod_dir / "kubeconfig",
+                    namespace=local.namespace,
+                    account=pod.spec.service_account_name or "default",
+                    bound_pod=pod,
+                )
+            )
             local.log_path = pod_dir / "container.log"
             with open(local.log_path, "wb") as output:
                 local.process = subprocess.Popen(
-                    argv, env=env, cwd=pod_dir, stdin=subprocess.DEVNULL, stdout=output,
-                    stderr=subprocess.STDOUT, start_new_session=True,
+                    argv,
+                    env=env,
+                    cwd=pod_dir,
+                    stdin=subprocess.DEVNULL,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
                 )
         except Exception as exc:  # configuration the runner cannot honour: the pod fails, visibly
             log.warning("cannot run pod %s/%s: %s", local.namespace, local.name, exc)
-            self._report_terminated(local, container.name, 128, started, reason="StartError",
-                                    message=str(exc))
+            self._report_terminated(
+                local, container.name, 128, started, reason="StartError", message=str(exc)
+            )
             local.finished.set()
             return
         if local.terminating.is_set():  # deleted while we were starting it
@@ -202,12 +225,15 @@ class PodRunner:
             if source.secret_ref is not None:
                 data = self._secret(namespace, source.secret_ref.name, source.secret_ref.optional)
             else:
-                data = self._config_map(namespace, source.config_map_ref.name,
-                                        source.config_map_ref.optional)
+                data = self._config_map(
+                    namespace, source.config_map_ref.name, source.config_map_ref.optional
+                )
             env.update({prefix + key: value for key, value in data.items()})
         for var in container.env or []:
             if var.value_from is None:
-                env[var.name] = _VAR_REF.sub(lambda m: env.get(m.group(1), m.group(0)), var.value or "")
+                env[var.name] = _VAR_REF.sub(
+                    lambda m: env.get(m.group(1), m.group(0)), var.value or ""
+                )
                 continue
             value = self._resolve(pod, var.value_from)
             if value is not None:
@@ -246,31 +272,53 @@ class PodRunner:
     # -- status reports ---------------------------------------------------------------------
 
     def _report_running(self, pod: LocalPod, container: str, started: str) -> None:
-        self._patch_status(pod, {
-            "phase": "Running", "startTime": started,
-            "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": started}],
-            "containerStatuses": [_container_status(container, {"running": {"startedAt": started}},
-                                                    ready=True)],
-        })
+        self._patch_status(
+            pod,
+            {
+                "phase": "Running",
+                "startTime": started,
+                "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": started}],
+                "containerStatuses": [
+                    _container_status(container, {"running": {"startedAt": started}}, ready=True)
+                ],
+            },
+        )
 
-    def _report_terminated(self, pod: LocalPod, container: str, exit_code: int, started: str,
-                           *, reason: str = "", message: str = "") -> None:
-        terminated = {"exitCode": exit_code, "startedAt": started, "finishedAt": _now(),
-                      "reason": reason or ("Completed" if exit_code == 0 else "Error")}
+    def _report_terminated(
+        self,
+        pod: LocalPod,
+        container: str,
+        exit_code: int,
+        started: str,
+        *,
+        reason: str = "",
+        message: str = "",
+    ) -> None:
+        terminated = {
+            "exitCode": exit_code,
+            "startedAt": started,
+            "finishedAt": _now(),
+            "reason": reason or ("Completed" if exit_code == 0 else "Error"),
+        }
         if message:
             terminated["message"] = message
-        self._patch_status(pod, {
-            "phase": "Succeeded" if exit_code == 0 else "Failed",
-            "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": _now()}],
-            "containerStatuses": [_container_status(container, {"terminated": terminated})],
-        })
+        self._patch_status(
+            pod,
+            {
+                "phase": "Succeeded" if exit_code == 0 else "Failed",
+                "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": _now()}],
+                "containerStatuses": [_container_status(container, {"terminated": terminated})],
+            },
+        )
 
     def _patch_status(self, pod: LocalPod, status: dict[str, Any]) -> None:
         try:
             self._core.patch_namespaced_pod_status(pod.name, pod.namespace, {"status": status})
         except ApiException as exc:
             if exc.status != 404:  # a pod already gone needs no report
-                log.warning("status of pod %s/%s not reported: %s", pod.namespace, pod.name, exc.reason)
+                log.warning(
+                    "status of pod %s/%s not reported: %s", pod.namespace, pod.name, exc.reason
+                )
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -317,8 +365,15 @@ def _missing(ref: Any) -> str | None:
 
 
 def _container_status(name: str, state: dict[str, Any], *, ready: bool = False) -> dict[str, Any]:
-    return {"name": name, "image": "local", "imageID": "", "ready": ready, "restartCount": 0,
-            "started": ready, "state": state}
+    return {
+        "name": name,
+        "image": "local",
+        "imageID": "",
+        "ready": ready,
+        "restartCount": 0,
+        "started": ready,
+        "state": state,
+    }
 
 
 def _exit_code(returncode: int) -> int:
@@ -333,4 +388,4 @@ def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -10,7 +10,8 @@ T = TypeVar("T")
 
 
 class WaitTimeout(AssertionError):
-    """Raised when the awaited state was not reached in time; says what was awaited and last seen."""
+    """Raised when the awaited state was not reached in time; says what was awaited and last
+    seen."""
 
 
 def wait_for(probe: Callable[[], T], *, timeout: float, what: str, interval: float = 0.2) -> T:
@@ -26,5 +27,7 @@ def wait_for(probe: Callable[[], T], *, timeout: float, what: str, interval: flo
         if last:
             return last
         if time.monotonic() >= deadline:
-            raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for {what}; last seen: {last!r}")
+            raise WaitTimeout(
+                f"timed out after {timeout:.0f}s waiting for {what}; last seen: {last!r}"
+            )
         time.sleep(interval)

@@ -1,9 +1,9 @@
 """Test-only task implementations, registered through the worker's task-plugin hook.
 
 They let the orchestration be under test: each client's Clients-table field ``Test Behaviour``
-says what its tasks do (``hang:<task>`` sleeps for an hour in that task, ``wrap-up:<task>`` works until asked to
-wrap up, ``fail:<task>`` raises,
-``slow`` takes ``Test Task Seconds`` per task), and every start and completion is appended to the
+says what its tasks do (``hang:<task>`` sleeps for an hour in that task, ``wrap-up:<task>``
+works until asked to wrap up, ``fail:<task>`` raises, ``slow`` takes ``Test Task Seconds`` per
+task), and every start and completion is appended to the
 file named by ``SMART_RESUME_TEST_TASK_LOG`` so that tests can prove nothing ran twice.
 """
 
@@ -32,7 +32,9 @@ def _task(name: str, ctx: TaskContext) -> TaskOutcome:
     _record("started", ctx, name)
     if behaviour == f"hang:{name}":
         time.sleep(3600)
-    if behaviour == f"wrap-up:{name}":  # a well-behaved long task: stops when asked, reports progress
+    if (
+        behaviour == f"wrap-up:{name}"
+    ):  # a well-behaved long task: stops when asked, reports progress
         ctx.cancelled.wait(3600)
         return TaskOutcome(examined=2, succeeded=2)
     time.sleep(float(ctx.client.fields.get(SECONDS_FIELD, 0.05)))
@@ -49,7 +51,9 @@ def _record(event: str, ctx: TaskContext, task: str) -> None:
     line = f"{event} {ctx.run_id} {ctx.client.client_id} {task}\n"
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, line.encode())  # one write with O_APPEND: lines from parallel workers never mix
+        os.write(
+            fd, line.encode()
+        )  # one write with O_APPEND: lines from parallel workers never mix
     finally:
         os.close(fd)
 

@@ -9,20 +9,28 @@ from kubernetes import client
 from harness.waiting import wait_for
 from smart_resume import resource
 
+
 def create_run(api: client.ApiClient, namespace: str, name: str, **spec: Any) -> dict[str, Any]:
-    body = {"apiVersion": resource.API_VERSION, "kind": resource.KIND,
-            "metadata": {"name": name}, "spec": spec}
+    body = {
+        "apiVersion": resource.API_VERSION,
+        "kind": resource.KIND,
+        "metadata": {"name": name},
+        "spec": spec,
+    }
     return client.CustomObjectsApi(api).create_namespaced_custom_object(  # type: ignore[no-any-return]
-        resource.GROUP, resource.VERSION, namespace, resource.PLURAL, body)
+        resource.GROUP, resource.VERSION, namespace, resource.PLURAL, body
+    )
 
 
 def get_run(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
     return client.CustomObjectsApi(api).get_namespaced_custom_object(  # type: ignore[no-any-return]
-        resource.GROUP, resource.VERSION, namespace, resource.PLURAL, name)
+        resource.GROUP, resource.VERSION, namespace, resource.PLURAL, name
+    )
 
 
-def wait_phase(api: client.ApiClient, namespace: str, name: str, phases: set[str], *,
-               timeout: float = 90) -> dict[str, Any]:
+def wait_phase(
+    api: client.ApiClient, namespace: str, name: str, phases: set[str], *, timeout: float = 90
+) -> dict[str, Any]:
     def probe() -> dict[str, Any] | None:
         run = get_run(api, namespace, name)
         return run if (run.get("status") or {}).get("phase") in phases else None
@@ -30,5 +38,5 @@ def wait_phase(api: client.ApiClient, namespace: str, name: str, phases: set[str
     try:
         return wait_for(probe, timeout=timeout, what=f"run {name} to reach {sorted(phases)}")
     except AssertionError as exc:
-        status = (get_run(api, namespace, name).get("status") or {})
+        status = get_run(api, namespace, name).get("status") or {}
         raise AssertionError(f"{exc}\nstatus: {status}") from None

@@ -12,11 +12,11 @@ from typing import Any
 import kopf
 
 from smart_resume import resource
-from smart_resume.kube.connection import api_client
 from smart_resume.config import Settings
 from smart_resume.controller.lifecycle import RunLifecycle
 from smart_resume.core.spec import InvalidSpecError
 from smart_resume.core.status import Phase, is_terminal
+from smart_resume.kube.connection import api_client
 
 RECONCILE_INTERVAL_SECONDS = 3.0
 RUNS = (resource.GROUP, resource.VERSION, resource.PLURAL)
@@ -28,7 +28,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.persistence.finalizer = resource.FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=resource.PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=resource.PREFIX, key="last-handled-configuration")
+        prefix=resource.PREFIX, key="last-handled-configuration"
+    )
     settings.posting.level = logging.INFO
     settings.execution.max_workers = 8
     memo.lifecycle = RunLifecycle(api_client(), Settings.from_env())
@@ -39,8 +40,9 @@ def _is_active(status: dict[str, Any], **_: Any) -> bool:
 
 
 @kopf.on.create(*RUNS, id="start")
-def start(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: logging.Logger,
-          **_: Any) -> None:
+def start(
+    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: logging.Logger, **_: Any
+) -> None:
     try:
         memo.lifecycle.start(body, patch, logger)
     except InvalidSpecError as exc:
@@ -50,15 +52,21 @@ def start(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: logging.L
         raise kopf.PermanentError(str(exc)) from exc
 
 
-@kopf.timer(*RUNS, id="reconcile", interval=RECONCILE_INTERVAL_SECONDS,
-            initial_delay=RECONCILE_INTERVAL_SECONDS, when=_is_active)
+@kopf.timer(
+    *RUNS,
+    id="reconcile",
+    interval=RECONCILE_INTERVAL_SECONDS,
+    initial_delay=RECONCILE_INTERVAL_SECONDS,
+    when=_is_active,
+)
 def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
     memo.lifecycle.reconcile(body, patch)
 
 
 @kopf.on.field(*RUNS, field="spec.suspend", id="suspend", when=_is_active)
-def suspend(body: kopf.Body, new: Any, patch: kopf.Patch, memo: kopf.Memo,
-            logger: logging.Logger, **_: Any) -> None:
+def suspend(
+    body: kopf.Body, new: Any, patch: kopf.Patch, memo: kopf.Memo, logger: logging.Logger, **_: Any
+) -> None:
     memo.lifecycle.set_suspended(body, patch, bool(new), logger)
 
 

@@ -15,11 +15,17 @@ from smart_resume.core.status import is_terminal
 def runs_to_prune(runs: Iterable[Mapping[str, Any]], *, keep: int, current: str) -> list[str]:
     """Names of the finished runs beyond the ``keep`` most recent (by creationTimestamp)."""
     finished = [
-        run for run in runs
+        run
+        for run in runs
         if is_terminal((run.get("status") or {}).get("phase", ""))
         or run["metadata"]["name"] == current
     ]
-    finished.sort(key=lambda run: (run["metadata"].get("creationTimestamp", ""),
-                                   run["metadata"]["name"]), reverse=True)
-    return [run["metadata"]["name"] for run in finished[max(keep, 1):]
-            if run["metadata"]["name"] != current]
+    finished.sort(
+        key=lambda run: (run["metadata"].get("creationTimestamp", ""), run["metadata"]["name"]),
+        reverse=True,
+    )
+    return [
+        run["metadata"]["name"]
+        for run in finished[max(keep, 1) :]
+        if run["metadata"]["name"] != current
+    ]

@@ -18,10 +18,10 @@ MICROTIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 class LeaseDecision(enum.StrEnum):
-    CREATE = "Create"      # no Lease yet: create it
-    OURS = "Ours"          # already held by this run (a restarted operator or worker): renew
+    CREATE = "Create"  # no Lease yet: create it
+    OURS = "Ours"  # already held by this run (a restarted operator or worker): renew
     TAKE_OVER = "TakeOver"  # held by another run that stopped renewing it: replace it
-    HELD = "Held"          # held by another live run: keep away
+    HELD = "Held"  # held by another live run: keep away
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,8 +63,14 @@ def decide(lease: LeaseView | None, *, holder: str, now: datetime.datetime) -> L
     return LeaseDecision.HELD
 
 
-def lease_spec(*, holder: str, now: datetime.datetime, duration_seconds: int,
-               transitions: int, acquired: datetime.datetime | None = None) -> dict[str, Any]:
+def lease_spec(
+    *,
+    holder: str,
+    now: datetime.datetime,
+    duration_seconds: int,
+    transitions: int,
+    acquired: datetime.datetime | None = None,
+) -> dict[str, Any]:
     """The Lease spec a holder writes when it acquires (``acquired`` = now) or renews a Lease."""
     return {
         "holderIdentity": holder,
@@ -76,13 +82,14 @@ def lease_spec(*, holder: str, now: datetime.datetime, duration_seconds: int,
 
 
 def format_microtime(moment: datetime.datetime) -> str:
-    """Always six fractional digits, also when ``microsecond == 0`` (isoformat() would drop them)."""
-    return moment.astimezone(datetime.timezone.utc).strftime(MICROTIME_FORMAT)
+    """Always six fractional digits, also when ``microsecond == 0`` (isoformat() would drop
+    them)."""
+    return moment.astimezone(datetime.UTC).strftime(MICROTIME_FORMAT)
 
 
 def _parse_time(value: Any) -> datetime.datetime | None:
     if value is None or value == "":
         return None
     if isinstance(value, datetime.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
     return datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))

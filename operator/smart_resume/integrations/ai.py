@@ -25,7 +25,6 @@ from typing import Any
 import requests
 
 from smart_resume.config import AISettings
-
 from smart_resume.integrations.http import build_session, request_json
 from smart_resume.integrations.verdicts import (
     IntField,
@@ -143,8 +142,14 @@ class ChatClient:
         # The key goes on each request, not on the session, which the caller may share.
         headers = {"Authorization": f"Bearer {self._settings.api_key.reveal()}"}
         return request_json(  # type: ignore[no-any-return]
-            self._session, "POST", self._url, service=SERVICE, expect=dict,
-            secret=self._settings.api_key.reveal(), json=payload, headers=headers,
+            self._session,
+            "POST",
+            self._url,
+            service=SERVICE,
+            expect=dict,
+            secret=self._settings.api_key.reveal(),
+            json=payload,
+            headers=headers,
             timeout=(CONNECT_TIMEOUT_SECONDS, self._settings.timeout_seconds),
         )
 

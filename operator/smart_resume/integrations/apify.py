@@ -124,7 +124,11 @@ class ApifyClient:
 
     def _run(self, profile_urls: list[str], max_posts: int) -> list[object]:
         return request_json(  # type: ignore[no-any-return]
-            self._session, "POST", self._url, service=SERVICE, expect=list,
+            self._session,
+            "POST",
+            self._url,
+            service=SERVICE,
+            expect=list,
             secret=self._settings.token.reveal(),
             params={"maxItems": len(profile_urls) * max_posts},  # caps the cost of the run
             json={"urls": profile_urls, "maxPosts": max_posts},

@@ -44,7 +44,8 @@ def retry_policy(
 
 
 def build_session(retry: Retry | None = None, *, connections: int = 10) -> requests.Session:
-    """A ``requests.Session`` with ``retry`` (default: ``retry_policy()``) mounted for http and https.
+    """A ``requests.Session`` with ``retry`` (default: ``retry_policy()``) mounted for http and
+    https.
 
     ``connections`` sizes the pool per host: at least the number of requests sent in parallel,
     or connections are opened and thrown away.
@@ -63,7 +64,8 @@ def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
 
 
 def raise_for_status(response: requests.Response, *, service: str) -> None:
-    """Raise ``TransientError`` or ``PermanentError`` naming status and a body snippet; pass on 2xx."""
+    """Raise ``TransientError`` or ``PermanentError`` naming status and a body snippet; pass on
+    2xx."""
     if response.ok:
         return
     message = f"{service} answered HTTP {response.status_code}: {snippet(response.text)}"
@@ -72,7 +74,8 @@ def raise_for_status(response: requests.Response, *, service: str) -> None:
 
 
 def json_body(response: requests.Response, *, service: str) -> object:
-    """Decode a JSON body; an HTML page or other non-JSON body is a ``PermanentError`` with a snippet."""
+    """Decode a JSON body; an HTML page or other non-JSON body is a ``PermanentError`` with a
+    snippet."""
     try:
         return response.json()
     except ValueError as exc:
@@ -85,9 +88,16 @@ def json_body(response: requests.Response, *, service: str) -> object:
         ) from exc
 
 
-def request_json(session: requests.Session, method: str, url: str, *, service: str,
-                 expect: type[dict[str, Any]] | type[list[Any]], secret: str = "",
-                 **kwargs: Any) -> Any:
+def request_json(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    service: str,
+    expect: type[dict[str, Any]] | type[list[Any]],
+    secret: str = "",
+    **kwargs: Any,
+) -> Any:
     """Send one request and return its JSON body, which must be an ``expect`` (object or list).
 
     Transport failures are ``TransientError`` (a read timeout is not resent: see ``retry_policy``);
@@ -106,10 +116,14 @@ def request_json(session: requests.Session, method: str, url: str, *, service: s
             raise PermanentError(
                 f"{service} answered HTTP {response.status_code} with a JSON "
                 f"{type(body).__name__}, not a JSON {expect.__name__}",
-                service=service, status=response.status_code)
+                service=service,
+                status=response.status_code,
+            )
         return body
     except IntegrationError as exc:
         if not secret or secret not in str(exc):
             raise
-        redacted = type(exc)(str(exc).replace(secret, "***"), service=exc.service, status=exc.status)
+        redacted = type(exc)(
+            str(exc).replace(secret, "***"), service=exc.service, status=exc.status
+        )
         raise redacted from exc.__cause__

@@ -21,19 +21,34 @@ from smart_resume.worker.exit_codes import EXIT_CONFIGURATION
 WORKER_USER_ID = 10001
 
 
-def build_job_manifest(*, run: Mapping[str, Any], spec: RunSpec, stream: int, settings: JobSettings,
-                       forwarded_env: Mapping[str, str]) -> dict[str, Any]:
-    """The Job that runs ``smart-resume worker`` for ``stream`` of ``run`` (a SmartResumeRun body)."""
+def build_job_manifest(
+    *,
+    run: Mapping[str, Any],
+    spec: RunSpec,
+    stream: int,
+    settings: JobSettings,
+    forwarded_env: Mapping[str, str],
+) -> dict[str, Any]:
+    """The Job that runs ``smart-resume worker`` for ``stream`` of ``run`` (a SmartResumeRun
+    body)."""
     meta = run["metadata"]
     labels = resource.labels(meta["name"], stream)
-    env = [{"name": key, "value": value} for key, value in forwarded_env.items()]
+    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in forwarded_env.items()]
     env += [
-        {"name": name, "valueFrom": {"secretKeyRef": {
-            "name": settings.credentials_secret, "key": name, "optional": True}}}
+        {
+            "name": name,
+            "valueFrom": {
+                "secretKeyRef": {"name": settings.credentials_secret, "key": name, "optional": True}
+            },
+        }
         for name in secret_env_names()
     ]
-    env.append({"name": "SMART_RESUME_NAMESPACE",
-                "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}})
+    env.append(
+        {
+            "name": "SMART_RESUME_NAMESPACE",
+            "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+        }
+    )
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -46,13 +61,21 @@ def build_job_manifest(*, run: Mapping[str, Any], spec: RunSpec, stream: int, se
         "spec": {
             "activeDeadlineSeconds": spec.deadline_seconds,
             "backoffLimit": settings.backoff_limit,
-            # Never two workers on one stream: a replacement pod starts only once the old one is gone.
+            # Never two workers on one stream: a replacement pod starts only once the old one is
+            # gone.
             "podReplacementPolicy": "Failed",
-            "podFailurePolicy": {"rules": [{
-                "action": "FailJob",
-                "onExitCodes": {"containerName": "worker", "operator": "In",
-                                "values": [EXIT_CONFIGURATION]},
-            }]},
+            "podFailurePolicy": {
+                "rules": [
+                    {
+                        "action": "FailJob",
+                        "onExitCodes": {
+                            "containerName": "worker",
+                            "operator": "In",
+                            "values": [EXIT_CONFIGURATION],
+                        },
+                    }
+                ]
+            },
             "suspend": spec.suspend,
             "template": {
                 "metadata": {"labels": labels},
@@ -61,23 +84,30 @@ def build_job_manifest(*, run: Mapping[str, Any], spec: RunSpec, stream: int, se
                     "serviceAccountName": settings.service_account,
                     "terminationGracePeriodSeconds": settings.termination_grace_period_seconds,
                     "securityContext": {
-                        "runAsNonRoot": True, "runAsUser": WORKER_USER_ID,
-                        "runAsGroup": WORKER_USER_ID, "seccompProfile": {"type": "RuntimeDefault"},
+                        "runAsNonRoot": True,
+                        "runAsUser": WORKER_USER_ID,
+                        "runAsGroup": WORKER_USER_ID,
+                        "seccompProfile": {"type": "RuntimeDefault"},
                     },
-                    "containers": [{
-                        "name": "worker",
-                        "image": settings.image,
-                        "imagePullPolicy": settings.image_pull_policy,
-                        "command": ["smart-resume", "worker"],
-                        "args": ["--run", meta["name"], "--stream", str(stream)],
-                        "env": env,
-                        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
-                                      "limits": {"memory": "512Mi"}},
-                        "securityContext": {
-                            "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                            "capabilities": {"drop": ["ALL"]},
-                        },
-                    }],
+                    "containers": [
+                        {
+                            "name": "worker",
+                            "image": settings.image,
+                            "imagePullPolicy": settings.image_pull_policy,
+                            "command": ["smart-resume", "worker"],
+                            "args": ["--run", meta["name"], "--stream", str(stream)],
+                            "env": env,
+                            "resources": {
+                                "requests": {"cpu": "100m", "memory": "128Mi"},
+                                "limits": {"memory": "512Mi"},
+                            },
+                            "securityContext": {
+                                "allowPrivilegeEscalation": False,
+                                "readOnlyRootFilesystem": True,
+                                "capabilities": {"drop": ["ALL"]},
+                            },
+                        }
+                    ],
                 },
             },
         },
@@ -86,8 +116,14 @@ def build_job_manifest(*, run: Mapping[str, Any], spec: RunSpec, stream: int, se
 
 def owner_reference(run: Mapping[str, Any]) -> dict[str, Any]:
     meta = run["metadata"]
-    return {"apiVersion": resource.API_VERSION, "kind": resource.KIND, "name": meta["name"],
-            "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True}
+    return {
+        "apiVersion": resource.API_VERSION,
+        "kind": resource.KIND,
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
 
 
 class Jobs:

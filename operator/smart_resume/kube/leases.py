@@ -31,14 +31,23 @@ class Acquisition:
     decision: LeaseDecision
     """What was found: Create/Ours/TakeOver when acquired; Held when another run has it."""
     previous: LeaseView | None = None
-    """The Lease as found before our write (the stale holder on a takeover, the live one when held)."""
+    """The Lease as found before our write (the stale holder on a takeover, the live one when
+    held)."""
 
 
 class StreamLock:
     """The Lease ``smart-resume-stream-<n>`` in a namespace, held on behalf of one run."""
 
-    def __init__(self, api: client.ApiClient, *, namespace: str, stream: int, holder: str,
-                 duration_seconds: int, owner: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        *,
+        namespace: str,
+        stream: int,
+        holder: str,
+        duration_seconds: int,
+        owner: dict[str, Any] | None = None,
+    ) -> None:
         self._objects = client.CustomObjectsApi(api)
         self.namespace = namespace
         self.stream = stream
@@ -57,10 +66,17 @@ class StreamLock:
                 if decision is LeaseDecision.CREATE:
                     self._create(now)
                 elif decision is LeaseDecision.OURS:
-                    self._replace(version, current, now, acquired=current.renew_time if current else None)
+                    self._replace(
+                        version, current, now, acquired=current.renew_time if current else None
+                    )
                 else:
-                    self._replace(version, current, now, acquired=now,
-                                  transitions=(current.transitions + 1) if current else 1)
+                    self._replace(
+                        version,
+                        current,
+                        now,
+                        acquired=now,
+                        transitions=(current.transitions + 1) if current else 1,
+                    )
             except ApiException as exc:
                 if exc.status == 409:  # someone wrote first: decide again on what they wrote
                     continue
@@ -90,8 +106,12 @@ class StreamLock:
             return False
         try:
             self._objects.delete_namespaced_custom_object(
-                *_LEASES[:2], self.namespace, _LEASES[2], self.name,
-                body={"preconditions": {"resourceVersion": version}})
+                *_LEASES[:2],
+                self.namespace,
+                _LEASES[2],
+                self.name,
+                body={"preconditions": {"resourceVersion": version}},
+            )
         except ApiException as exc:
             if exc.status in (404, 409):
                 return False
@@ -106,7 +126,8 @@ class StreamLock:
     def _read(self) -> tuple[LeaseView | None, str]:
         try:
             lease = self._objects.get_namespaced_custom_object(
-                *_LEASES[:2], self.namespace, _LEASES[2], self.name)
+                *_LEASES[:2], self.namespace, _LEASES[2], self.name
+            )
         except ApiException as exc:
             if exc.status == 404:
                 return None, ""
@@ -114,31 +135,65 @@ class StreamLock:
         return LeaseView.from_spec(lease.get("spec") or {}), lease["metadata"]["resourceVersion"]
 
     def _create(self, now: datetime.datetime) -> None:
-        self._objects.create_namespaced_custom_object(*_LEASES[:2], self.namespace, _LEASES[2], self._body(
-            lease_spec(holder=self.holder, now=now, duration_seconds=self.duration_seconds,
-                       transitions=0)))
+        self._objects.create_namespaced_custom_object(
+            *_LEASES[:2],
+            self.namespace,
+            _LEASES[2],
+            self._body(
+                lease_spec(
+                    holder=self.holder,
+                    now=now,
+                    duration_seconds=self.duration_seconds,
+                    transitions=0,
+                )
+            ),
+        )
 
-    def _replace(self, version: str, current: LeaseView | None, now: datetime.datetime, *,
-                 acquired: datetime.datetime | None, transitions: int | None = None) -> None:
+    def _replace(
+        self,
+        version: str,
+        current: LeaseView | None,
+        now: datetime.datetime,
+        *,
+        acquired: datetime.datetime | None,
+        transitions: int | None = None,
+    ) -> None:
         spec = lease_spec(
-            holder=self.holder, now=now, duration_seconds=self.duration_seconds,
-            transitions=transitions if transitions is not None else (current.transitions if current else 0),
+            holder=self.holder,
+            now=now,
+            duration_seconds=self.duration_seconds,
+            transitions=transitions
+            if transitions is not None
+            else (current.transitions if current else 0),
             acquired=acquired,
         )
         if acquired is None and current is not None:  # a renewal keeps the original acquireTime
             spec.pop("acquireTime")
             self._objects.patch_namespaced_custom_object(
-                *_LEASES[:2], self.namespace, _LEASES[2], self.name,
+                *_LEASES[:2],
+                self.namespace,
+                _LEASES[2],
+                self.name,
                 {"metadata": {"resourceVersion": version}, "spec": spec},
-                _content_type="application/merge-patch+json")
+                _content_type="application/merge-patch+json",
+            )
             return
         body = self._body(spec)
         body["metadata"]["resourceVersion"] = version
         self._objects.replace_namespaced_custom_object(
-            *_LEASES[:2], self.namespace, _LEASES[2], self.name, body)
+            *_LEASES[:2], self.namespace, _LEASES[2], self.name, body
+        )
 
     def _body(self, spec: dict[str, Any]) -> dict[str, Any]:
-        metadata: dict[str, Any] = {"name": self.name, "labels": {resource.LABEL_STREAM: str(self.stream)}}
+        metadata: dict[str, Any] = {
+            "name": self.name,
+            "labels": {resource.LABEL_STREAM: str(self.stream)},
+        }
         if self._owner:
             metadata["ownerReferences"] = [self._owner]
-        return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata, "spec": spec}
+        return {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": metadata,
+            "spec": spec,
+        }

@@ -22,21 +22,30 @@ class Runs:
 
     def get(self, namespace: str, name: str) -> dict[str, Any]:
         return self._objects.get_namespaced_custom_object(  # type: ignore[no-any-return]
-            resource.GROUP, resource.VERSION, namespace, resource.PLURAL, name)
+            resource.GROUP, resource.VERSION, namespace, resource.PLURAL, name
+        )
 
     def list(self, namespace: str) -> list[dict[str, Any]]:
         listing = self._objects.list_namespaced_custom_object(
-            resource.GROUP, resource.VERSION, namespace, resource.PLURAL)
+            resource.GROUP, resource.VERSION, namespace, resource.PLURAL
+        )
         return list(listing.get("items", []))
 
     def delete(self, namespace: str, name: str) -> None:
         self._objects.delete_namespaced_custom_object(
-            resource.GROUP, resource.VERSION, namespace, resource.PLURAL, name)
+            resource.GROUP, resource.VERSION, namespace, resource.PLURAL, name
+        )
 
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         self._objects.patch_namespaced_custom_object_status(
-            resource.GROUP, resource.VERSION, namespace, resource.PLURAL, name,
-            {"status": status}, _content_type=MERGE_PATCH)
+            resource.GROUP,
+            resource.VERSION,
+            namespace,
+            resource.PLURAL,
+            name,
+            {"status": status},
+            _content_type=MERGE_PATCH,
+        )
 
     def patch_stream(self, namespace: str, name: str, stream: int, patch: dict[str, Any]) -> None:
         """Merge ``patch`` into ``status.streams.<stream>`` only."""

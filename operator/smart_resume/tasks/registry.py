@@ -46,7 +46,7 @@ class TaskRegistry:
             problems.append(f"unknown task {name!r} (known: {', '.join(TASK_ORDER)})")
             return None
         try:
-            task = getattr(importlib.import_module(module_name), "run")
+            task = importlib.import_module(module_name).run
         except (ImportError, AttributeError) as exc:
             problems.append(f"task {name!r} cannot be loaded from {module_name}: {exc}")
             return None

@@ -47,7 +47,9 @@ class Services:
         from smart_resume.integrations.ai import ChatClient
 
         connections = max(10, self.settings.ai.concurrency)
-        return ChatClient(self.settings.ai, session=build_session(self._retry, connections=connections))
+        return ChatClient(
+            self.settings.ai, session=build_session(self._retry, connections=connections)
+        )
 
     @functools.cached_property
     def apify(self) -> ApifyClient:

@@ -81,7 +81,8 @@ class FakeService:
     # -- fault injection ----------------------------------------------------------------------
 
     def fail_next(self, response: Response, *, times: int = 1, path_contains: str = "") -> None:
-        """Answer the next ``times`` matching requests with ``response`` instead of handling them."""
+        """Answer the next ``times`` matching requests with ``response`` instead of handling
+        them."""
         with self._lock:
             self._faults.append(_Fault(response, times, path_contains=path_contains))
 
@@ -132,7 +133,10 @@ class FakeService:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"{self.name}-server", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"{self.name}-server",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -174,7 +178,9 @@ class FakeService:
             try:
                 response = self.handle(request)
             except Exception as exc:  # a bug in a fake must show up as a 500, not a hung client
-                response = Response.json({"error": {"type": "FAKE_ERROR", "message": repr(exc)}}, 500)
+                response = Response.json(
+                    {"error": {"type": "FAKE_ERROR", "message": repr(exc)}}, 500
+                )
         try:
             handler.send_response(response.status)
             handler.send_header("Content-Type", response.content_type)

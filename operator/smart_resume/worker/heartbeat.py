@@ -36,7 +36,7 @@ class Heartbeat:
     def _beat(self) -> None:
         while not self._stopped.wait(self._interval):
             try:
-                renewed = self._lock.renew(datetime.datetime.now(datetime.timezone.utc))
+                renewed = self._lock.renew(datetime.datetime.now(datetime.UTC))
             except Exception:  # a failed renewal is retried next beat; the Lease outlives several
                 log.exception("renewing Lease %s failed", self._lock.name)
                 continue

@@ -49,9 +49,9 @@ class ClientJob:
 
 
 class Ending(enum.StrEnum):
-    COMPLETED = "Completed"      # every task reported done
-    FAILED = "Failed"            # a task raised, or the child died
-    TIMED_OUT = "TimedOut"       # the per-client timeout passed
+    COMPLETED = "Completed"  # every task reported done
+    FAILED = "Failed"  # a task raised, or the child died
+    TIMED_OUT = "TimedOut"  # the per-client timeout passed
     INTERRUPTED = "Interrupted"  # the worker was asked to stop (SIGTERM, lost lock)
 
 
@@ -76,14 +76,20 @@ class ClientEnd:
     message: str = ""
 
 
-def run_client(job: ClientJob, *, timeout_seconds: float, stop: threading.Event,
-               on_report: Callable[[TaskReport], None]) -> tuple[Ending, str]:
+def run_client(
+    job: ClientJob,
+    *,
+    timeout_seconds: float,
+    stop: threading.Event,
+    on_report: Callable[[TaskReport], None],
+) -> tuple[Ending, str]:
     """Run ``job`` in a child process; return how it ended and a message for humans."""
     margin = min(timeout_seconds * WRAP_UP_FRACTION, WRAP_UP_MAX_SECONDS)
     job = dataclasses.replace(job, wrap_up_at=time.monotonic() + timeout_seconds - margin)
     receiver, sender = _CONTEXT.Pipe(duplex=False)
-    child = _CONTEXT.Process(target=_child_main, args=(job, sender), name=f"client-{job.client.client_id}",
-                             daemon=True)
+    child = _CONTEXT.Process(
+        target=_child_main, args=(job, sender), name=f"client-{job.client.client_id}", daemon=True
+    )
     child.start()
     sender.close()
     deadline = time.monotonic() + timeout_seconds
@@ -100,7 +106,10 @@ def run_client(job: ClientJob, *, timeout_seconds: float, stop: threading.Event,
                 report: TaskReport | ClientEnd = receiver.recv()
             except EOFError:
                 child.join(5)
-                return Ending.FAILED, f"the client process exited unexpectedly (exit code {child.exitcode})"
+                return (
+                    Ending.FAILED,
+                    f"the client process exited unexpectedly (exit code {child.exitcode})",
+                )
             if isinstance(report, ClientEnd):
                 return report.ending, report.message
             on_report(report)
@@ -127,9 +136,14 @@ def _child_main(job: ClientJob, sender: multiprocessing.connection.Connection) -
 
     configure_logging(job.log_format)
     tasks = load_registry(job.settings.job.task_plugins).resolve(job.tasks)
-    context = TaskContext(client=job.client, run_id=job.run_id, settings=job.settings,
-                          services=Services(job.settings), lead_scoring_limit=job.lead_scoring_limit,
-                          dry_run=job.dry_run)
+    context = TaskContext(
+        client=job.client,
+        run_id=job.run_id,
+        settings=job.settings,
+        services=Services(job.settings),
+        lead_scoring_limit=job.lead_scoring_limit,
+        dry_run=job.dry_run,
+    )
     wrap_up = threading.Timer(max(0.0, job.wrap_up_at - time.monotonic()), context.cancelled.set)
     wrap_up.daemon = True
     wrap_up.start()
@@ -140,14 +154,29 @@ def _child_main(job: ClientJob, sender: multiprocessing.connection.Connection) -
             outcome = tasks[name](context)
         except Exception as exc:  # reported to the parent, which records it and retries later
             log.exception("task %s failed for client %s", name, job.client.client_id)
-            sender.send(TaskReport(name, started=False, error=_describe(exc),
-                                   duration_seconds=time.monotonic() - began))
+            sender.send(
+                TaskReport(
+                    name,
+                    started=False,
+                    error=_describe(exc),
+                    duration_seconds=time.monotonic() - began,
+                )
+            )
             return
         cut = context.cancelled.is_set()
-        sender.send(TaskReport(name, started=False, outcome=dataclasses.asdict(outcome),
-                               duration_seconds=time.monotonic() - began, cut=cut))
+        sender.send(
+            TaskReport(
+                name,
+                started=False,
+                outcome=dataclasses.asdict(outcome),
+                duration_seconds=time.monotonic() - began,
+                cut=cut,
+            )
+        )
         if cut:
-            sender.send(ClientEnd(Ending.TIMED_OUT, "client timeout reached; the work done is kept"))
+            sender.send(
+                ClientEnd(Ending.TIMED_OUT, "client timeout reached; the work done is kept")
+            )
             return
     sender.send(ClientEnd(Ending.COMPLETED))
 

@@ -3,7 +3,8 @@
 1. Load settings and the task registry; a bad one fails here, before any work (exit 2).
 2. Read the run, check that its Lease for this stream is still ours.
 3. Load the stream's clients from the Airtable Clients table (or the run's ad-hoc client list).
-4. Process them with ``StreamWorker``, renewing the Lease, until done, deadline, SIGTERM or lost lock.
+4. Process them with ``StreamWorker``, renewing the Lease, until done, deadline, SIGTERM or
+   lost lock.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from typing import Any
 
 import urllib3
 from kubernetes.client.rest import ApiException
-
 
 from smart_resume.config import Settings
 from smart_resume.core.clients import Client
@@ -34,7 +34,6 @@ from smart_resume.worker.stream import StopSignals, StreamWorker
 
 log = logging.getLogger("smart_resume.worker")
 CHECKPOINT_ATTEMPTS = 5
-
 
 
 def holder_identity(run: dict[str, Any]) -> str:
@@ -77,9 +76,14 @@ def run_worker(*, run_name: str, stream: int, namespace: str | None = None) -> i
         patch({"reason": "InvalidConfiguration", "message": str(exc)})
         return EXIT_CONFIGURATION
 
-    lock = StreamLock(api, namespace=namespace, stream=stream, holder=holder_identity(run),
-                      duration_seconds=settings.lease.duration_seconds)
-    if not lock.renew(datetime.datetime.now(datetime.timezone.utc)):
+    lock = StreamLock(
+        api,
+        namespace=namespace,
+        stream=stream,
+        holder=holder_identity(run),
+        duration_seconds=settings.lease.duration_seconds,
+    )
+    if not lock.renew(datetime.datetime.now(datetime.UTC)):
         patch({"reason": "LockLost", "message": "the stream's Lease is not held by this run"})
         return EXIT_CONFIGURATION
     stream_status = ((run.get("status") or {}).get("streams") or {}).get(str(stream)) or {}
@@ -90,9 +94,15 @@ def run_worker(*, run_name: str, stream: int, namespace: str | None = None) -> i
         patch({"reason": "ClientsUnavailable", "message": str(exc)})
         return EXIT_FAILED
     worker = StreamWorker(
-        run_id=(run.get("status") or {}).get("runId") or run_name, spec=spec, stream=stream,
-        settings=settings, clients=clients, carried=stream_status.get("clients") or {},
-        patch=patch, signals=signals, deadline=started + spec.deadline_seconds,
+        run_id=(run.get("status") or {}).get("runId") or run_name,
+        spec=spec,
+        stream=stream,
+        settings=settings,
+        clients=clients,
+        carried=stream_status.get("clients") or {},
+        patch=patch,
+        signals=signals,
+        deadline=started + spec.deadline_seconds,
     )
     with Heartbeat(lock, interval_seconds=settings.lease.renew_interval_seconds, signals=signals):
         result = worker.run()
@@ -102,5 +112,7 @@ def run_worker(*, run_name: str, stream: int, namespace: str | None = None) -> i
 
 def _load_clients(services: Services, spec: RunSpec, stream: int) -> list[Client]:
     if spec.clients:
-        return [c for c in services.airtable.clients_by_id(list(spec.clients)) if c.stream == stream]
+        return [
+            c for c in services.airtable.clients_by_id(list(spec.clients)) if c.stream == stream
+        ]
     return list(services.airtable.active_clients(stream))

@@ -22,12 +22,12 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from smart_resume.config import Settings
 from smart_resume.core.clients import Client
 from smart_resume.core.resume import plan_cycle
 from smart_resume.core.spec import RunSpec
 from smart_resume.core.status import ClientState, Phase, TaskState, format_time, stream_phase
 from smart_resume.worker.isolation import ClientJob, Ending, TaskReport, run_client
-from smart_resume.config import Settings
 
 log = logging.getLogger("smart_resume.worker")
 
@@ -56,10 +56,20 @@ class StreamResult:
 
 
 class StreamWorker:
-    def __init__(self, *, run_id: str, spec: RunSpec, stream: int, settings: Settings,
-                 clients: list[Client], carried: Mapping[str, Mapping[str, Any]],
-                 patch: StreamPatcher, signals: StopSignals, deadline: float,
-                 clock: Callable[[], datetime.datetime] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        spec: RunSpec,
+        stream: int,
+        settings: Settings,
+        clients: list[Client],
+        carried: Mapping[str, Mapping[str, Any]],
+        patch: StreamPatcher,
+        signals: StopSignals,
+        deadline: float,
+        clock: Callable[[], datetime.datetime] | None = None,
+    ) -> None:
         self._run_id = run_id
         self._spec = spec
         self._stream = stream
@@ -69,13 +79,17 @@ class StreamWorker:
         self._patch = patch
         self._signals = signals
         self._deadline = deadline
-        self._now = clock or (lambda: datetime.datetime.now(datetime.timezone.utc))
+        self._now = clock or (lambda: datetime.datetime.now(datetime.UTC))
 
     def run(self) -> StreamResult:
         self._start_cycle()
         while True:
-            plan = plan_cycle(self._clients, self._statuses, tasks=self._spec.tasks,
-                              max_attempts=self._spec.max_attempts)
+            plan = plan_cycle(
+                self._clients,
+                self._statuses,
+                tasks=self._spec.tasks,
+                max_attempts=self._spec.max_attempts,
+            )
             self._quarantine(plan.quarantine)
             if not plan.order:
                 return self._finish()
@@ -88,13 +102,19 @@ class StreamWorker:
     # -- steps --------------------------------------------------------------------------------
 
     def _start_cycle(self) -> None:
-        plan = plan_cycle(self._clients, self._statuses, tasks=self._spec.tasks,
-                          max_attempts=self._spec.max_attempts)
+        plan = plan_cycle(
+            self._clients,
+            self._statuses,
+            tasks=self._spec.tasks,
+            max_attempts=self._spec.max_attempts,
+        )
         for client_id in plan.dropped:
             self._statuses.pop(client_id, None)
         patch: dict[str, Any] = {
-            "reason": "Processing", "message": None,
-            "clientsTotal": len(self._clients), "clientsDone": self._done_count(),
+            "reason": "Processing",
+            "message": None,
+            "clientsTotal": len(self._clients),
+            "clientsDone": self._done_count(),
             "clients": {client_id: None for client_id in plan.dropped},
         }
         for client_id, client in self._clients.items():
@@ -108,49 +128,86 @@ class StreamWorker:
         for client_id in client_ids:
             attempts = self._statuses[client_id].get("attempts", 0)
             log.warning("quarantining client %s after %s attempts", client_id, attempts)
-            self._update_client(client_id, {
-                "state": ClientState.QUARANTINED,
-                "message": f"quarantined after {attempts} attempts in this cycle",
-            })
+            self._update_client(
+                client_id,
+                {
+                    "state": ClientState.QUARANTINED,
+                    "message": f"quarantined after {attempts} attempts in this cycle",
+                },
+            )
 
     def _process(self, client: Client, tasks: list[str]) -> None:
         client_id = client.client_id
         attempts = int(self._statuses[client_id].get("attempts", 0)) + 1
         log.info("client %s: attempt %d, tasks %s", client_id, attempts, ",".join(tasks))
-        self._update_client(client_id, {"name": client.name, "state": ClientState.RUNNING,
-                                        "attempts": attempts, "message": None},
-                            extra={"currentClient": client_id})
-        job = ClientJob(client=client, run_id=self._run_id, tasks=tuple(tasks),
-                        settings=self._settings, lead_scoring_limit=self._spec.lead_scoring_limit,
-                        dry_run=self._spec.dry_run)
+        self._update_client(
+            client_id,
+            {
+                "name": client.name,
+                "state": ClientState.RUNNING,
+                "attempts": attempts,
+                "message": None,
+            },
+            extra={"currentClient": client_id},
+        )
+        job = ClientJob(
+            client=client,
+            run_id=self._run_id,
+            tasks=tuple(tasks),
+            settings=self._settings,
+            lead_scoring_limit=self._spec.lead_scoring_limit,
+            dry_run=self._spec.dry_run,
+        )
         running: list[str] = []
 
         def on_report(report: TaskReport) -> None:
             if report.started:
                 running.append(report.task)
-                self._update_task(client_id, report.task, {"state": TaskState.RUNNING, "error": None})
+                self._update_task(
+                    client_id, report.task, {"state": TaskState.RUNNING, "error": None}
+                )
                 return
             running.remove(report.task)
             fields: dict[str, Any] = {"durationSeconds": round(report.duration_seconds, 3)}
             if report.error is not None:
                 fields.update(state=TaskState.FAILED, error=report.error)
             elif report.cut:
-                fields.update(state=TaskState.TIMED_OUT, error="cut by the client timeout; work done is kept",
-                              **_counts(report.outcome or {}))
+                fields.update(
+                    state=TaskState.TIMED_OUT,
+                    error="cut by the client timeout; work done is kept",
+                    **_counts(report.outcome or {}),
+                )
             else:
-                fields.update(state=TaskState.COMPLETED, error=None, **_counts(report.outcome or {}))
+                fields.update(
+                    state=TaskState.COMPLETED, error=None, **_counts(report.outcome or {})
+                )
             self._update_task(client_id, report.task, fields)
 
-        ending, message = run_client(job, timeout_seconds=self._spec.client_timeout_seconds,
-                                     stop=self._signals.any, on_report=on_report)
+        ending, message = run_client(
+            job,
+            timeout_seconds=self._spec.client_timeout_seconds,
+            stop=self._signals.any,
+            on_report=on_report,
+        )
         self._end_client(client_id, ending, message, running)
 
     def _end_client(self, client_id: str, ending: Ending, message: str, running: list[str]) -> None:
-        task_state = {Ending.TIMED_OUT: TaskState.TIMED_OUT, Ending.FAILED: TaskState.FAILED,
-                      Ending.INTERRUPTED: TaskState.PENDING}.get(ending)
-        tasks = {name: {"state": task_state, "error": message or None} for name in running} if task_state else {}
-        state = {Ending.COMPLETED: ClientState.COMPLETED, Ending.TIMED_OUT: ClientState.TIMED_OUT,
-                 Ending.FAILED: ClientState.FAILED, Ending.INTERRUPTED: ClientState.PENDING}[ending]
+        task_state = {
+            Ending.TIMED_OUT: TaskState.TIMED_OUT,
+            Ending.FAILED: TaskState.FAILED,
+            Ending.INTERRUPTED: TaskState.PENDING,
+        }.get(ending)
+        tasks = (
+            {name: {"state": task_state, "error": message or None} for name in running}
+            if task_state
+            else {}
+        )
+        state = {
+            Ending.COMPLETED: ClientState.COMPLETED,
+            Ending.TIMED_OUT: ClientState.TIMED_OUT,
+            Ending.FAILED: ClientState.FAILED,
+            Ending.INTERRUPTED: ClientState.PENDING,
+        }[ending]
         log.info("client %s ended: %s %s", client_id, ending, message)
         fields: dict[str, Any] = {"state": state, "message": message or None}
         if tasks:
@@ -162,32 +219,47 @@ class StreamWorker:
             # Whoever sent SIGTERM (deletion, suspension, the Job deadline) records why.
             return StreamResult(Phase.RUNNING, "Stopping", "the worker received SIGTERM")
         if self._signals.lock_lost.is_set():
-            result = StreamResult(Phase.FAILED, "LockLost", "another run took over this stream's Lease")
+            result = StreamResult(
+                Phase.FAILED, "LockLost", "another run took over this stream's Lease"
+            )
         elif time.monotonic() + self._spec.client_timeout_seconds > self._deadline:
-            result = StreamResult(Phase.TIMED_OUT, "DeadlineNear",
-                                  "stopped taking clients: the deadline leaves less than one client timeout")
+            result = StreamResult(
+                Phase.TIMED_OUT,
+                "DeadlineNear",
+                "stopped taking clients: the deadline leaves less than one client timeout",
+            )
         else:
             return None
         self._patch({"reason": result.reason, "message": result.message, "currentClient": None})
         return result
 
     def _finish(self) -> StreamResult:
-        phase = stream_phase({"clientsTotal": len(self._clients), "clients": self._statuses},
-                             job_finished=True, deadline_exceeded=False, terminated=False)
+        phase = stream_phase(
+            {"clientsTotal": len(self._clients), "clients": self._statuses},
+            job_finished=True,
+            deadline_exceeded=False,
+            terminated=False,
+        )
         reason = "CycleCompleted" if phase is Phase.SUCCEEDED else "CycleFinishedWithProblems"
         done = self._done_count()
         message = f"{done}/{len(self._clients)} clients done"
-        self._patch({"reason": reason, "message": message, "currentClient": None, "clientsDone": done})
+        self._patch(
+            {"reason": reason, "message": message, "currentClient": None, "clientsDone": done}
+        )
         return StreamResult(phase, reason, message)
 
     # -- checkpoint plumbing ------------------------------------------------------------------
 
-    def _update_client(self, client_id: str, fields: dict[str, Any], *,
-                       extra: dict[str, Any] | None = None) -> None:
+    def _update_client(
+        self, client_id: str, fields: dict[str, Any], *, extra: dict[str, Any] | None = None
+    ) -> None:
         entry = self._statuses.setdefault(client_id, {})
         _merge(entry, fields)
-        patch: dict[str, Any] = {"clients": {client_id: fields}, "clientsDone": self._done_count(),
-                                 "heartbeatTime": format_time(self._now())}
+        patch: dict[str, Any] = {
+            "clients": {client_id: fields},
+            "clientsDone": self._done_count(),
+            "heartbeatTime": format_time(self._now()),
+        }
         patch.update(extra or {})
         self._patch(patch)
 
@@ -201,7 +273,8 @@ class StreamWorker:
 
 def _counts(outcome: Mapping[str, Any]) -> dict[str, Any]:
     return {key: outcome.get(key, 0) for key in ("examined", "succeeded", "failed")} | {
-        "skipped": dict(outcome.get("skipped") or {})}
+        "skipped": dict(outcome.get("skipped") or {})
+    }
 
 
 def _merge(target: dict[str, Any], patch: Mapping[str, Any]) -> None:
