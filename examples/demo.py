@@ -27,7 +27,7 @@ from harness import manifests
 from harness.cluster import Cluster, install_crds
 from harness.controlplane import ControlPlane
 from harness.operator import OperatorProcess
-from harness.podrunner import PodRunner
+from harness.podrunner import POD_RUNNER_SCHEDULER, PodRunner
 from smart_resume import resource
 from smart_resume.core.status import is_terminal
 from smart_resume.integrations.airtable_fields import ClientsTable, LeadsTable, ScoringStatus
@@ -224,6 +224,7 @@ def _operator_env(
         "SMART_RESUME_AI_BASE_URL": f"{ai.url}/v1",
         "SMART_RESUME_APIFY_BASE_URL": apify.url,
         "SMART_RESUME_APIFY_ACTOR_ID": fake_apify.DEFAULT_ACTOR,
+        "SMART_RESUME_JOB_SCHEDULER_NAME": POD_RUNNER_SCHEDULER,
         "SMART_RESUME_JOB_TERMINATION_GRACE_PERIOD_SECONDS": "5",
         "SMART_RESUME_LEASE_RENEW_INTERVAL_SECONDS": "5",
     }

@@ -48,3 +48,16 @@ def test_build_job_manifest__non_root_and_secrets_by_reference() -> None:
     refs = {e["name"]: e["valueFrom"] for e in container["env"] if "valueFrom" in e}
     assert inline == {"SMART_RESUME_AI_MODEL": "m"}
     assert refs["SMART_RESUME_AI_API_KEY"]["secretKeyRef"]["name"] == "smart-resume-credentials"
+
+
+def test_build_job_manifest__scheduler_name_only_when_configured() -> None:
+    """Worker pods ask for a scheduler only when the operator is configured with one."""
+    assert "schedulerName" not in _manifest()["spec"]["template"]["spec"]
+    job = build_job_manifest(
+        run=RUN,
+        spec=RunSpec.from_body(RUN),
+        stream=2,
+        settings=JobSettings(scheduler_name="edge-scheduler"),
+        forwarded_env={},
+    )
+    assert job["spec"]["template"]["spec"]["schedulerName"] == "edge-scheduler"

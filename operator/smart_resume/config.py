@@ -54,6 +54,8 @@ class JobSettings:
     history_limit: int = 10
     """Finished runs kept per namespace; older ones are pruned (their progress is carried
     forward)."""
+    scheduler_name: str = ""
+    """The scheduler the worker pods ask for; empty: the cluster's default scheduler."""
     task_plugins: str = ""
     """Comma-separated ``module:function`` hooks that may register extra task implementations."""
 

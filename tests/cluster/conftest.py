@@ -21,6 +21,7 @@ from kubernetes import client
 from harness import manifests
 from harness.cluster import Cluster
 from harness.operator import OperatorProcess
+from harness.podrunner import POD_RUNNER_SCHEDULER
 from smart_resume.integrations.airtable_fields import ClientsTable
 from smart_resume.testing.fake_airtable import FakeAirtable
 from support import fake_tasks
@@ -140,6 +141,7 @@ def operator_env(operator_kubeconfig: Path, airtable: Airtable, task_log: Path) 
         "SMART_RESUME_AIRTABLE_ENDPOINT_URL": airtable.fake.url,
         "SMART_RESUME_AIRTABLE_MASTER_BASE_ID": MASTER_BASE,
         "SMART_RESUME_JOB_TASK_PLUGINS": "support.fake_tasks:register",
+        "SMART_RESUME_JOB_SCHEDULER_NAME": POD_RUNNER_SCHEDULER,
         "SMART_RESUME_JOB_TERMINATION_GRACE_PERIOD_SECONDS": "5",
         "SMART_RESUME_JOB_BACKOFF_LIMIT": "0",
         "SMART_RESUME_LEASE_RENEW_INTERVAL_SECONDS": "1",

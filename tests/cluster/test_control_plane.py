@@ -8,7 +8,7 @@ import os
 import pytest
 from kubernetes import client
 
-from harness.podrunner import PodRunner
+from harness.podrunner import POD_RUNNER_SCHEDULER, PodRunner
 from harness.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
@@ -22,6 +22,7 @@ def _job(name: str, command: list[str], **spec: object) -> client.V1Job:
             template=client.V1PodTemplateSpec(
                 spec=client.V1PodSpec(
                     restart_policy="Never",
+                    scheduler_name=POD_RUNNER_SCHEDULER,
                     termination_grace_period_seconds=2,
                     containers=[client.V1Container(name="main", image="local", command=command)],
                 )
@@ -59,7 +60,7 @@ def test_job__exit_zero_completes(api_client: client.ApiClient, namespace: str) 
 
 
 def test_job__exit_one_fails(
-    api_client: client.ApiClient, namespace: str, pod_runner: PodRunner | None
+    api_client: client.ApiClient, namespace: str, pod_runner: PodRunner
 ) -> None:
     """A Job whose only pod exits 1 (backoffLimit 0) is marked Failed with BackoffLimitExceeded."""
     batch = client.BatchV1Api(api_client)
@@ -68,12 +69,11 @@ def test_job__exit_one_fails(
         lambda: _condition(batch, namespace, "bad", "Failed"), timeout=60, what="Job Failed"
     )
     assert failed.reason == "BackoffLimitExceeded"
-    if pod_runner is not None:
-        assert [pod.exit_code for pod in pod_runner.pods(namespace)] == [1]
+    assert [pod.exit_code for pod in pod_runner.pods(namespace)] == [1]
 
 
 def test_job__active_deadline_kills_the_process(
-    api_client: client.ApiClient, namespace: str, pod_runner: PodRunner | None
+    api_client: client.ApiClient, namespace: str, pod_runner: PodRunner
 ) -> None:
     """A sleeping pod past activeDeadlineSeconds ends Failed/DeadlineExceeded and its process is
     gone."""
@@ -87,11 +87,10 @@ def test_job__active_deadline_kills_the_process(
         what="Job Failed by its deadline",
     )
     assert failed.reason == "DeadlineExceeded"
-    if pod_runner is not None:
-        (pod,) = pod_runner.pods(namespace)
-        assert pod.finished.wait(10), "the pod runner did not see its process end"
-        assert pod.pid is not None and not _pid_alive(pod.pid)
-        assert pod.exit_code == 143  # ended by SIGTERM within the grace period
+    (pod,) = pod_runner.pods(namespace)
+    assert pod.finished.wait(10), "the pod runner did not see its process end"
+    assert pod.pid is not None and not _pid_alive(pod.pid)
+    assert pod.exit_code == 143  # ended by SIGTERM within the grace period
 
 
 def test_cronjob__creates_a_job_on_schedule(api_client: client.ApiClient, namespace: str) -> None:

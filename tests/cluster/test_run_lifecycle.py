@@ -11,6 +11,7 @@ from kubernetes import client
 
 from cluster.conftest import Airtable
 from harness.operator import OperatorProcess
+from harness.podrunner import PodRunner
 from harness.waiting import wait_for
 from smart_resume import resource
 from support.fake_tasks import read_log
@@ -279,7 +280,7 @@ def test_run__delete_mid_run_stops_the_worker(
     run_namespace: str,
     airtable: Airtable,
     operator: OperatorProcess,
-    pod_runner: object,
+    pod_runner: PodRunner,
 ) -> None:
     """Deleting a running run stops its Job (the worker gets SIGTERM), frees the Lease, and
     completes."""
@@ -305,10 +306,9 @@ def test_run__delete_mid_run_stops_the_worker(
     )
     assert leases.list_namespaced_lease(run_namespace).items == []
     assert "Terminated" in _events(api_client, run_namespace, "doomed")
-    if pod_runner is not None:
-        (pod,) = pod_runner.pods(run_namespace)
-        assert pod.finished.wait(20)
-        assert pod.exit_code == 143, pod.log_text()[-2000:]
+    (pod,) = pod_runner.pods(run_namespace)
+    assert pod.finished.wait(20)
+    assert pod.exit_code == 143, pod.log_text()[-2000:]
 
 
 def test_run__suspend_keeps_progress_and_resume_continues(
@@ -500,3 +500,57 @@ def test_run__created_suspended_starts_when_unsuspended(
     run = wait_phase(api_client, run_namespace, "later", {"Succeeded"})
     assert run["status"]["progress"] == "1/1"
     assert set(_completions(task_log).values()) == {1}
+
+
+def test_run__secrets_never_leak(
+    api_client: client.ApiClient,
+    run_namespace: str,
+    airtable: Airtable,
+    operator: OperatorProcess,
+    pod_runner: PodRunner,
+) -> None:
+    """The Airtable key reaches the worker only by secretKeyRef: never in status, Events, logs."""
+    from cluster.conftest import AIRTABLE_KEY
+
+    airtable.add_client("acme-recruiting", 1)
+    create_run(api_client, run_namespace, "discreet", streams=[1])
+    run = wait_phase(api_client, run_namespace, "discreet", {"Succeeded"})
+
+    assert airtable.fake.total_requests > 0, "the worker did authenticate with the key"
+    job = client.BatchV1Api(api_client).read_namespaced_job(
+        resource.job_name("discreet", 1), run_namespace
+    )
+    places = {
+        "run": json.dumps(run),
+        "job": json.dumps(api_client.sanitize_for_serialization(job)),
+        "events": json.dumps(
+            [
+                e.message
+                for e in client.CoreV1Api(api_client).list_namespaced_event(run_namespace).items
+            ]
+        ),
+        "operator log": operator.log(),
+        "worker log": "".join(pod.log_text() for pod in pod_runner.pods(run_namespace)),
+    }
+    assert [name for name, text in places.items() if AIRTABLE_KEY in text] == []
+
+
+def test_run__heartbeat_moves_during_a_long_client(
+    api_client: client.ApiClient,
+    run_namespace: str,
+    airtable: Airtable,
+    operator: OperatorProcess,
+) -> None:
+    """While one slow client runs, the worker keeps renewing its Lease and heartbeatTime moves."""
+    airtable.add_client("acme-recruiting", 1, task_seconds=2)
+    create_run(api_client, run_namespace, "beating", streams=[1])
+    seen: set[object] = set()
+
+    def beats_while_busy() -> bool:
+        stream = _stream(api_client, run_namespace, "beating")
+        if stream.get("currentClient") == "acme-recruiting":
+            seen.add(stream.get("heartbeatTime"))
+        return len(seen) >= 3
+
+    wait_for(beats_while_busy, timeout=30, what="three heartbeats during one client")
+    wait_phase(api_client, run_namespace, "beating", {"Succeeded"})

@@ -1,7 +1,9 @@
 """A stand-in for the kubelet: runs the pods of Jobs as local processes.
 
-The local control plane has no scheduler and no kubelet, so Job pods stay unscheduled. This runner
-watches them and, for each new pod owned by a Job, does what a kubelet would:
+The local control plane has no scheduler and no kubelet, so Job pods stay unscheduled. This
+runner watches them and, for each new pod owned by a Job that asks for the scheduler
+``POD_RUNNER_SCHEDULER`` (``spec.schedulerName``: on a real cluster such as kind no scheduler
+takes those pods, so the same tests work there), does what a kubelet would:
 
 - resolves the container's environment (``value``, ``secretKeyRef``, ``configMapKeyRef``,
   ``fieldRef``, ``envFrom``) from the real API objects;
@@ -38,6 +40,7 @@ from harness.cluster import Cluster
 
 log = logging.getLogger("harness.podrunner")
 
+POD_RUNNER_SCHEDULER = "smart-resume-pod-runner"
 _VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
 
@@ -329,6 +332,7 @@ def _is_runnable(pod: client.V1Pod) -> bool:
     return (
         pod.metadata.deletion_timestamp is None
         and not pod.spec.node_name
+        and pod.spec.scheduler_name == POD_RUNNER_SCHEDULER
         and (pod.status.phase or "Pending") == "Pending"
         and any(owner.kind == "Job" for owner in owners)
     )

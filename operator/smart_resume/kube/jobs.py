@@ -82,6 +82,11 @@ def build_job_manifest(
                 "spec": {
                     "restartPolicy": "Never",
                     "serviceAccountName": settings.service_account,
+                    **(
+                        {"schedulerName": settings.scheduler_name}
+                        if settings.scheduler_name
+                        else {}
+                    ),
                     "terminationGracePeriodSeconds": settings.termination_grace_period_seconds,
                     "securityContext": {
                         "runAsNonRoot": True,

@@ -1,8 +1,9 @@
 """Renew the stream's Lease every heartbeat, from a thread beside the worker loop.
 
-A renewal that finds another holder (a run that took the Lease over after we looked dead) sets
-the lock-lost signal: the loop then stops before its next client, so two runs never keep
-working on one stream.
+Each beat also records ``heartbeatTime`` in the stream's status, so `kubectl get srr -o yaml`
+shows a live worker even while one client takes long. A renewal that finds another holder (a
+run that took the Lease over after we looked dead) sets the lock-lost signal: the loop then
+stops before its next client, so two runs never keep working on one stream.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import datetime
 import logging
 import threading
+from collections.abc import Callable
 
 from smart_resume.kube.leases import StreamLock
 from smart_resume.worker.stream import StopSignals
@@ -18,10 +20,18 @@ log = logging.getLogger("smart_resume.worker")
 
 
 class Heartbeat:
-    def __init__(self, lock: StreamLock, *, interval_seconds: float, signals: StopSignals) -> None:
+    def __init__(
+        self,
+        lock: StreamLock,
+        *,
+        interval_seconds: float,
+        signals: StopSignals,
+        on_beat: Callable[[datetime.datetime], None],
+    ) -> None:
         self._lock = lock
         self._interval = interval_seconds
         self._signals = signals
+        self._on_beat = on_beat
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
 
@@ -35,10 +45,13 @@ class Heartbeat:
 
     def _beat(self) -> None:
         while not self._stopped.wait(self._interval):
+            now = datetime.datetime.now(datetime.UTC)
             try:
-                renewed = self._lock.renew(datetime.datetime.now(datetime.UTC))
-            except Exception:  # a failed renewal is retried next beat; the Lease outlives several
-                log.exception("renewing Lease %s failed", self._lock.name)
+                renewed = self._lock.renew(now)
+                if renewed:
+                    self._on_beat(now)
+            except Exception:  # a failed beat is retried next time; the Lease outlives several
+                log.exception("heartbeat of Lease %s failed", self._lock.name)
                 continue
             if not renewed:
                 log.error("Lease %s is no longer ours; stopping", self._lock.name)

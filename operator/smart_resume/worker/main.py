@@ -22,6 +22,7 @@ from kubernetes.client.rest import ApiException
 from smart_resume.config import Settings
 from smart_resume.core.clients import Client
 from smart_resume.core.spec import RunSpec
+from smart_resume.core.status import format_time
 from smart_resume.errors import ConfigurationError, SmartResumeError
 from smart_resume.kube.connection import api_client
 from smart_resume.kube.leases import StreamLock
@@ -104,7 +105,12 @@ def run_worker(*, run_name: str, stream: int, namespace: str | None = None) -> i
         signals=signals,
         deadline=started + spec.deadline_seconds,
     )
-    with Heartbeat(lock, interval_seconds=settings.lease.renew_interval_seconds, signals=signals):
+    with Heartbeat(
+        lock,
+        interval_seconds=settings.lease.renew_interval_seconds,
+        signals=signals,
+        on_beat=lambda now: patch({"heartbeatTime": format_time(now)}),
+    ):
         result = worker.run()
     log.info("stream %s ended: %s (%s) %s", stream, result.phase, result.reason, result.message)
     return EXIT_TERMINATED if signals.terminate.is_set() else EXIT_OK
