@@ -116,3 +116,19 @@ def test_down__cleans_leftovers_of_a_crashed_session(tmp_path: Path) -> None:
     assert plane.down() is True
     assert not workdir.exists()
     assert list(state_dir.iterdir()) == []
+
+
+@pytest.mark.cluster
+def test_up_down__real_binaries_leave_nothing_behind(tmp_path: Path) -> None:
+    """A real control plane comes up healthy, is reused by a second `up`, and `down` removes all."""
+    plane = ControlPlane(tmp_path / "state")
+    state = plane.up()
+    try:
+        assert plane.status().startswith("healthy at https://127.0.0.1:")
+        assert plane.up().pids == state.pids, "a healthy control plane is reused, not restarted"
+        assert Path(state.workdir).is_dir() and plane.kubeconfig.is_file()
+    finally:
+        assert plane.down() is True
+    assert not any(controlplane._alive(pid) for pid in state.pids.values())
+    assert not Path(state.workdir).exists()
+    assert list((tmp_path / "state").iterdir()) == []

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
+import subprocess
 from typing import Any
 
 import pytest
 from kubernetes import client
 
+from harness.cluster import Cluster
 from smart_resume import resource
 from smart_resume.core.spec import RunSpec
 
@@ -293,3 +296,22 @@ FULL_STATUS: dict[str, Any] = {
         "2": {"phase": "Skipped", "reason": "LockHeld", "message": "held by run other"},
     },
 }
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed here")
+def test_kubectl_apply__bad_run_is_rejected_with_the_reason(
+    cluster: Cluster, namespace: str
+) -> None:
+    """What a person sees: `kubectl apply` of an inverted timeout fails and says why."""
+    manifest = json.dumps(
+        _run({"streams": [1], "clientTimeoutSeconds": 900, "deadlineSeconds": 600})
+    )
+    result = subprocess.run(
+        ["kubectl", "--kubeconfig", str(cluster.kubeconfig), "-n", namespace, "apply", "-f", "-"],
+        input=manifest,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "clientTimeoutSeconds must be less than deadlineSeconds" in result.stderr
