@@ -275,6 +275,20 @@ def _start_slow_run(
     wait_for(lambda: _running_client(api, namespace, name), timeout=60, what="a client in progress")
 
 
+def _run_gone(api: client.ApiClient, namespace: str, name: str) -> bool:
+    try:
+        get_run(api, namespace, name)
+    except client.ApiException as exc:
+        return exc.status == 404
+    return False
+
+
+def _delete_run(api: client.ApiClient, namespace: str, name: str) -> None:
+    client.CustomObjectsApi(api).delete_namespaced_custom_object(
+        resource.GROUP, resource.VERSION, namespace, resource.PLURAL, name
+    )
+
+
 def test_run__delete_mid_run_stops_the_worker(
     api_client: client.ApiClient,
     run_namespace: str,
@@ -285,19 +299,12 @@ def test_run__delete_mid_run_stops_the_worker(
     """Deleting a running run stops its Job (the worker gets SIGTERM), frees the Lease, and
     completes."""
     _start_slow_run(api_client, run_namespace, airtable, "doomed", task_seconds=2)
-    objects = client.CustomObjectsApi(api_client)
-    objects.delete_namespaced_custom_object(
-        resource.GROUP, resource.VERSION, run_namespace, resource.PLURAL, "doomed"
+    _delete_run(api_client, run_namespace, "doomed")
+    wait_for(
+        lambda: _run_gone(api_client, run_namespace, "doomed"),
+        timeout=60,
+        what="the run to be deleted (finalizer released)",
     )
-
-    def gone() -> bool:
-        try:
-            get_run(api_client, run_namespace, "doomed")
-        except client.ApiException as exc:
-            return exc.status == 404
-        return False
-
-    wait_for(gone, timeout=60, what="the run to be deleted (finalizer released)")
     batch, leases = client.BatchV1Api(api_client), client.CoordinationV1Api(api_client)
     wait_for(
         lambda: not batch.list_namespaced_job(run_namespace).items,
@@ -554,3 +561,55 @@ def test_run__heartbeat_moves_during_a_long_client(
 
     wait_for(beats_while_busy, timeout=30, what="three heartbeats during one client")
     wait_phase(api_client, run_namespace, "beating", {"Succeeded"})
+
+
+def test_run__delete_while_operator_down_completes_when_it_returns(
+    api_client: client.ApiClient,
+    run_namespace: str,
+    airtable: Airtable,
+    operator: OperatorProcess,
+) -> None:
+    """A run deleted while the operator is down waits on its finalizer, then is cleaned up."""
+    _start_slow_run(api_client, run_namespace, airtable, "orphan", task_seconds=1)
+    operator.stop()
+    _delete_run(api_client, run_namespace, "orphan")
+    run = get_run(api_client, run_namespace, "orphan")
+    assert run["metadata"]["deletionTimestamp"] and run["metadata"]["finalizers"]
+
+    operator.start()
+    wait_for(lambda: _run_gone(api_client, run_namespace, "orphan"), timeout=60, what="deletion")
+    batch = client.BatchV1Api(api_client)
+    wait_for(lambda: not batch.list_namespaced_job(run_namespace).items, timeout=60, what="no Job")
+    assert client.CoordinationV1Api(api_client).list_namespaced_lease(run_namespace).items == []
+
+
+def test_run__finalizer_removed_by_hand_still_cleans_up(
+    api_client: client.ApiClient,
+    run_namespace: str,
+    airtable: Airtable,
+    operator: OperatorProcess,
+) -> None:
+    """The README's emergency path: without the operator, the garbage collector removes the Jobs
+    and Leases of a run whose finalizer was removed by hand."""
+    _start_slow_run(api_client, run_namespace, airtable, "stuck", task_seconds=1)
+    operator.stop()
+    _delete_run(api_client, run_namespace, "stuck")
+    client.CustomObjectsApi(api_client).patch_namespaced_custom_object(
+        resource.GROUP,
+        resource.VERSION,
+        run_namespace,
+        resource.PLURAL,
+        "stuck",
+        {"metadata": {"finalizers": []}},
+        _content_type="application/merge-patch+json",
+    )
+    wait_for(lambda: _run_gone(api_client, run_namespace, "stuck"), timeout=30, what="deletion")
+    batch, leases = client.BatchV1Api(api_client), client.CoordinationV1Api(api_client)
+    wait_for(
+        lambda: (
+            not batch.list_namespaced_job(run_namespace).items
+            and not leases.list_namespaced_lease(run_namespace).items
+        ),
+        timeout=60,
+        what="the garbage collector to remove the Job and the Lease",
+    )
