@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 HARNESS := PYTHONPATH=tests $(PYTHON) -m harness.controlplane
 
-.PHONY: venv test test-unit demo bench binaries cluster-up cluster-down cluster-status clean
+.PHONY: venv test test-unit lint demo bench binaries cluster-up cluster-down cluster-status clean
 
 venv: $(STAMP)
 
@@ -14,7 +14,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,lint]'
 	touch $@
 
 test: $(STAMP)
@@ -22,6 +22,12 @@ test: $(STAMP)
 
 test-unit: $(STAMP)
 	$(PY) -m pytest -m "not cluster"
+
+# Style and types: ruff (lint + format) everywhere, mypy --strict on the package.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check operator tests examples benchmarks
+	$(VENV)/bin/ruff format --check operator tests examples benchmarks
+	$(VENV)/bin/mypy
 
 # One SmartResumeRun end to end on a local control plane against the local fakes.
 demo: $(STAMP)

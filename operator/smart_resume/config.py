@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
-from typing import Final
+from typing import Any, Final
 
 from smart_resume.errors import ConfigurationError
 
@@ -121,9 +121,10 @@ class Settings:
         """
         env = os.environ if environ is None else environ
         problems: list[str] = []
-        groups = {}
-        for group in dataclasses.fields(cls):
-            groups[group.name] = _load_group(group.default, group.name, env, problems)  # type: ignore[arg-type]
+        groups: dict[str, Any] = {
+            group.name: _load_group(group.default, group.name, env, problems)
+            for group in dataclasses.fields(cls)
+        }
         if problems:
             raise ConfigurationError("invalid configuration: " + "; ".join(problems))
         return cls(**groups)

@@ -35,13 +35,13 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     memo.lifecycle = RunLifecycle(api_client(), Settings.from_env())
 
 
-def _is_active(status: dict[str, Any], **_: Any) -> bool:
+def _is_active(status: kopf.Status, **_: Any) -> bool:
     return bool(status.get("runId")) and not is_terminal(status.get("phase", ""))
 
 
 @kopf.on.create(*RUNS, id="start")
 def start(
-    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: logging.Logger, **_: Any
+    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger, **_: Any
 ) -> None:
     try:
         memo.lifecycle.start(body, patch, logger)
@@ -65,11 +65,11 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> 
 
 @kopf.on.field(*RUNS, field="spec.suspend", id="suspend", when=_is_active)
 def suspend(
-    body: kopf.Body, new: Any, patch: kopf.Patch, memo: kopf.Memo, logger: logging.Logger, **_: Any
+    body: kopf.Body, new: Any, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger, **_: Any
 ) -> None:
     memo.lifecycle.set_suspended(body, patch, bool(new), logger)
 
 
 @kopf.on.delete(*RUNS, id="terminate")
-def terminate(body: kopf.Body, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+def terminate(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     memo.lifecycle.terminate(body, logger)

@@ -9,7 +9,6 @@ its Lease already held (``Ours``) and its Job already there (409), and changes n
 from __future__ import annotations
 
 import datetime
-import logging
 import os
 import threading
 from collections.abc import Mapping
@@ -41,7 +40,7 @@ from smart_resume.kube.leases import StreamLock
 from smart_resume.kube.runs import Runs
 from smart_resume.worker.main import holder_identity
 
-Body = Mapping[str, Any]
+Body = kopf.Body
 _WORKER_STOP_REASONS = frozenset(
     {"DeadlineNear", "InvalidConfiguration", "ClientsUnavailable", "LockLost"}
 )
@@ -62,7 +61,7 @@ class RunLifecycle:
 
     # -- create -------------------------------------------------------------------------------
 
-    def start(self, body: Body, patch: kopf.Patch, logger: logging.Logger) -> None:
+    def start(self, body: Body, patch: kopf.Patch, logger: kopf.Logger) -> None:
         """Plan every stream: resume or fresh, take its Lease, create its Job."""
         spec = RunSpec.from_body(body)
         now = _now()
@@ -100,7 +99,7 @@ class RunLifecycle:
         stream: int,
         run_id: str,
         now: datetime.datetime,
-        logger: logging.Logger,
+        logger: kopf.Logger,
         earlier_runs: list[dict[str, Any]],
     ) -> dict[str, Any]:
         lock = self._lock(body, stream)
@@ -228,12 +227,12 @@ class RunLifecycle:
             .list_namespaced_job(namespace, label_selector=resource.selector(run_name))
             .items
         )
-        return {int(job.metadata.labels[resource.LABEL_STREAM]): job for job in jobs}
+        return {_stream_of(job): job for job in jobs}
 
     # -- suspend ------------------------------------------------------------------------------
 
     def set_suspended(
-        self, body: Body, patch: kopf.Patch, suspended: bool, logger: logging.Logger
+        self, body: Body, patch: kopf.Patch, suspended: bool, logger: kopf.Logger
     ) -> None:
         """Stop (keeping progress and releasing Leases) or continue every unfinished stream."""
         spec = RunSpec.from_body(body)
@@ -288,7 +287,7 @@ class RunLifecycle:
 
     # -- delete -------------------------------------------------------------------------------
 
-    def terminate(self, body: Body, logger: logging.Logger) -> None:
+    def terminate(self, body: Body, logger: kopf.Logger) -> None:
         """Stop the stream Jobs (their pods get SIGTERM) and release the run's Leases."""
         status = body.get("status") or {}
         namespace = body["metadata"]["namespace"]
@@ -381,10 +380,15 @@ class RunLifecycle:
         )
 
 
+def _stream_of(job: client.V1Job) -> int:
+    labels = (job.metadata.labels if job.metadata else None) or {}
+    return int(labels[resource.LABEL_STREAM])
+
+
 def _job_ended(job: client.V1Job) -> str | None:
     """``None`` while the Job runs; else the reason it ended (``Complete``,
     ``DeadlineExceeded``, ...)."""
-    for condition in job.status.conditions or []:
+    for condition in (job.status.conditions if job.status else None) or []:
         if condition.status != "True":
             continue
         if condition.type == "Complete":

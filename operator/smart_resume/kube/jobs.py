@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from smart_resume import resource
 from smart_resume.config import JobSettings, secret_env_names
@@ -140,7 +140,10 @@ class Jobs:
     def ensure(self, manifest: dict[str, Any]) -> bool:
         """Create the Job; ``False`` when it already exists (a re-run handler), which is fine."""
         try:
-            self._batch.create_namespaced_job(manifest["metadata"]["namespace"], manifest)
+            self._batch.create_namespaced_job(
+                manifest["metadata"]["namespace"],
+                manifest,  # type: ignore[arg-type]  # the client validates a dict into a V1Job
+            )
         except ApiException as exc:
             if exc.status == 409:
                 return False

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from typing import Any
+from typing import Any, cast
 
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from smart_resume import resource
 from smart_resume.core.locks import LeaseDecision, LeaseView, decide, lease_spec
@@ -110,7 +110,9 @@ class StreamLock:
                 self.namespace,
                 _LEASES[2],
                 self.name,
-                body={"preconditions": {"resourceVersion": version}},
+                body=client.V1DeleteOptions(
+                    preconditions=client.V1Preconditions(resource_version=version)
+                ),
             )
         except ApiException as exc:
             if exc.status in (404, 409):
@@ -125,8 +127,11 @@ class StreamLock:
 
     def _read(self) -> tuple[LeaseView | None, str]:
         try:
-            lease = self._objects.get_namespaced_custom_object(
-                *_LEASES[:2], self.namespace, _LEASES[2], self.name
+            lease = cast(
+                dict[str, Any],
+                self._objects.get_namespaced_custom_object(
+                    *_LEASES[:2], self.namespace, _LEASES[2], self.name
+                ),
             )
         except ApiException as exc:
             if exc.status == 404:

@@ -7,7 +7,7 @@ touches only its own keys and can never erase another writer's entries.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from kubernetes import client
 
@@ -21,13 +21,17 @@ class Runs:
         self._objects = client.CustomObjectsApi(api)
 
     def get(self, namespace: str, name: str) -> dict[str, Any]:
-        return self._objects.get_namespaced_custom_object(  # type: ignore[no-any-return]
+        run = self._objects.get_namespaced_custom_object(
             resource.GROUP, resource.VERSION, namespace, resource.PLURAL, name
         )
+        return cast(dict[str, Any], run)
 
     def list(self, namespace: str) -> list[dict[str, Any]]:
-        listing = self._objects.list_namespaced_custom_object(
-            resource.GROUP, resource.VERSION, namespace, resource.PLURAL
+        listing = cast(
+            dict[str, Any],
+            self._objects.list_namespaced_custom_object(
+                resource.GROUP, resource.VERSION, namespace, resource.PLURAL
+            ),
         )
         return list(listing.get("items", []))
 

@@ -107,8 +107,7 @@ class FakeService:
     def url(self) -> str:
         if self._server is None:
             raise RuntimeError(f"{self.name} is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     @property
     def total_requests(self) -> int:

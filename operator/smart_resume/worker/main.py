@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 import urllib3
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from smart_resume.config import Settings
 from smart_resume.core.clients import Client
