@@ -51,9 +51,9 @@ class Heartbeat:
                 if renewed:
                     self._on_beat(now)
             except Exception:  # a failed beat is retried next time; the Lease outlives several
-                log.exception("heartbeat of Lease %s failed", self._lock.name)
+                log.exception("heartbeat failed", extra={"lease": self._lock.name})
                 continue
             if not renewed:
-                log.error("Lease %s is no longer ours; stopping", self._lock.name)
+                log.error("lease lost; stopping", extra={"lease": self._lock.name})
                 self._signals.stop(self._signals.lock_lost)
                 return

@@ -129,12 +129,13 @@ def _end(child: multiprocessing.process.BaseProcess) -> None:
 
 def _child_main(job: ClientJob, sender: multiprocessing.connection.Connection) -> None:
     # Imported here: the child is a fresh interpreter (spawn) and only it needs the integrations.
-    from smart_resume.logs import configure_logging
+    from smart_resume.logs import bind, configure_logging
     from smart_resume.tasks.base import TaskContext
     from smart_resume.tasks.registry import load_registry
     from smart_resume.tasks.services import Services
 
     configure_logging(job.log_format)
+    bind(run=job.run_id, stream=job.client.stream, client=job.client.client_id)
     tasks = load_registry(job.settings.job.task_plugins).resolve(job.tasks)
     context = TaskContext(
         client=job.client,
@@ -153,7 +154,7 @@ def _child_main(job: ClientJob, sender: multiprocessing.connection.Connection) -
         try:
             outcome = tasks[name](context)
         except Exception as exc:  # reported to the parent, which records it and retries later
-            log.exception("task %s failed for client %s", name, job.client.client_id)
+            log.exception("task failed", extra={"task": name})
             sender.send(
                 TaskReport(
                     name,

@@ -27,6 +27,7 @@ from smart_resume.errors import ConfigurationError, SmartResumeError
 from smart_resume.kube.connection import api_client
 from smart_resume.kube.leases import StreamLock
 from smart_resume.kube.runs import Runs
+from smart_resume.logs import bind
 from smart_resume.tasks.registry import load_registry
 from smart_resume.tasks.services import Services
 from smart_resume.worker.exit_codes import EXIT_CONFIGURATION, EXIT_FAILED, EXIT_OK, EXIT_TERMINATED
@@ -48,6 +49,7 @@ def run_worker(*, run_name: str, stream: int, namespace: str | None = None) -> i
     signals = StopSignals()
     signal.signal(signal.SIGTERM, lambda *_: signals.stop(signals.terminate))
     namespace = namespace or os.environ.get("SMART_RESUME_NAMESPACE") or "default"
+    bind(namespace=namespace, run=run_name, stream=stream)
     api = api_client()
     runs = Runs(api)
 
@@ -73,7 +75,7 @@ def run_worker(*, run_name: str, stream: int, namespace: str | None = None) -> i
         spec = RunSpec.from_body(run)
         load_registry(settings.job.task_plugins).resolve(spec.tasks)
     except ConfigurationError as exc:
-        log.error("invalid configuration: %s", exc)
+        log.error("invalid configuration", extra={"detail": str(exc)})
         patch({"reason": "InvalidConfiguration", "message": str(exc)})
         return EXIT_CONFIGURATION
 
@@ -91,7 +93,7 @@ def run_worker(*, run_name: str, stream: int, namespace: str | None = None) -> i
     try:
         clients = _load_clients(Services(settings), spec, stream)
     except SmartResumeError as exc:
-        log.error("cannot load the clients of stream %s: %s", stream, exc)
+        log.error("cannot load the stream's clients", extra={"detail": str(exc)})
         patch({"reason": "ClientsUnavailable", "message": str(exc)})
         return EXIT_FAILED
     worker = StreamWorker(
@@ -112,7 +114,7 @@ def run_worker(*, run_name: str, stream: int, namespace: str | None = None) -> i
         on_beat=lambda now: patch({"heartbeatTime": format_time(now)}),
     ):
         result = worker.run()
-    log.info("stream %s ended: %s (%s) %s", stream, result.phase, result.reason, result.message)
+    log.info("stream ended", extra={"reason": result.reason, "detail": result.message})
     return EXIT_TERMINATED if signals.terminate.is_set() else EXIT_OK
 
 

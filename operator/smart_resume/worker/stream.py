@@ -127,7 +127,7 @@ class StreamWorker:
     def _quarantine(self, client_ids: tuple[str, ...]) -> None:
         for client_id in client_ids:
             attempts = self._statuses[client_id].get("attempts", 0)
-            log.warning("quarantining client %s after %s attempts", client_id, attempts)
+            log.warning("client quarantined", extra={"client": client_id, "attempts": attempts})
             self._update_client(
                 client_id,
                 {
@@ -139,7 +139,7 @@ class StreamWorker:
     def _process(self, client: Client, tasks: list[str]) -> None:
         client_id = client.client_id
         attempts = int(self._statuses[client_id].get("attempts", 0)) + 1
-        log.info("client %s: attempt %d, tasks %s", client_id, attempts, ",".join(tasks))
+        log.info("client started", extra={"client": client_id, "attempt": attempts, "tasks": tasks})
         self._update_client(
             client_id,
             {
@@ -208,7 +208,7 @@ class StreamWorker:
             Ending.FAILED: ClientState.FAILED,
             Ending.INTERRUPTED: ClientState.PENDING,
         }[ending]
-        log.info("client %s ended: %s %s", client_id, ending, message)
+        log.info("client ended", extra={"client": client_id, "ending": ending, "detail": message})
         fields: dict[str, Any] = {"state": state, "message": message or None}
         if tasks:
             fields["tasks"] = tasks
