@@ -26,7 +26,7 @@ from smart_resume.config import Settings
 from smart_resume.core.clients import Client
 from smart_resume.core.resume import plan_cycle
 from smart_resume.core.spec import RunSpec
-from smart_resume.core.status import ClientState, Phase, TaskState, format_time, stream_phase
+from smart_resume.core.status import ClientState, TaskState, format_time
 from smart_resume.worker.isolation import ClientJob, Ending, TaskReport, run_client
 
 log = logging.getLogger("smart_resume.worker")
@@ -50,7 +50,8 @@ class StopSignals:
 
 @dataclasses.dataclass(frozen=True)
 class StreamResult:
-    phase: Phase
+    """Why the loop ended, as recorded in ``status.streams.<n>.reason`` and ``message``."""
+
     reason: str
     message: str
 
@@ -217,14 +218,11 @@ class StreamWorker:
     def _should_stop(self) -> StreamResult | None:
         if self._signals.terminate.is_set():
             # Whoever sent SIGTERM (deletion, suspension, the Job deadline) records why.
-            return StreamResult(Phase.RUNNING, "Stopping", "the worker received SIGTERM")
+            return StreamResult("Stopping", "the worker received SIGTERM")
         if self._signals.lock_lost.is_set():
-            result = StreamResult(
-                Phase.FAILED, "LockLost", "another run took over this stream's Lease"
-            )
+            result = StreamResult("LockLost", "another run took over this stream's Lease")
         elif time.monotonic() + self._spec.client_timeout_seconds > self._deadline:
             result = StreamResult(
-                Phase.TIMED_OUT,
                 "DeadlineNear",
                 "stopped taking clients: the deadline leaves less than one client timeout",
             )
@@ -234,19 +232,17 @@ class StreamWorker:
         return result
 
     def _finish(self) -> StreamResult:
-        phase = stream_phase(
-            {"clientsTotal": len(self._clients), "clients": self._statuses},
-            job_finished=True,
-            deadline_exceeded=False,
-            terminated=False,
+        all_completed = all(
+            self._statuses[client_id].get("state") == ClientState.COMPLETED
+            for client_id in self._clients
         )
-        reason = "CycleCompleted" if phase is Phase.SUCCEEDED else "CycleFinishedWithProblems"
+        reason = "CycleCompleted" if all_completed else "CycleFinishedWithProblems"
         done = self._done_count()
         message = f"{done}/{len(self._clients)} clients done"
         self._patch(
             {"reason": reason, "message": message, "currentClient": None, "clientsDone": done}
         )
-        return StreamResult(phase, reason, message)
+        return StreamResult(reason, message)
 
     # -- checkpoint plumbing ------------------------------------------------------------------
 
