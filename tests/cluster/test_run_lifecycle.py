@@ -15,7 +15,7 @@ from harness.podrunner import PodRunner
 from harness.waiting import wait_for
 from smart_resume import resource
 from support.fake_tasks import read_log
-from support.runs import create_run, get_run, wait_phase
+from support.runs import create_run, get_run, patch_spec, wait_phase
 
 pytestmark = pytest.mark.cluster
 
@@ -330,21 +330,13 @@ def test_run__suspend_keeps_progress_and_resume_continues(
     for client_id in ids:
         airtable.add_client(client_id, 1, task_seconds=0.7)
     create_run(api_client, run_namespace, "pausable", streams=[1])
-    objects = client.CustomObjectsApi(api_client)
 
     def first_done() -> bool:
         clients = _stream(api_client, run_namespace, "pausable").get("clients") or {}
         return any(e.get("state") == "Completed" for e in clients.values())  # type: ignore[union-attr]
 
     wait_for(first_done, timeout=60, what="a first client to complete")
-    objects.patch_namespaced_custom_object(
-        resource.GROUP,
-        resource.VERSION,
-        run_namespace,
-        resource.PLURAL,
-        "pausable",
-        {"spec": {"suspend": True}},
-    )
+    patch_spec(api_client, run_namespace, "pausable", suspend=True)
     suspended = wait_phase(api_client, run_namespace, "pausable", {"Suspended"})
     assert suspended["status"]["streams"]["1"]["phase"] == "Suspended"
     leases = client.CoordinationV1Api(api_client)
@@ -358,14 +350,7 @@ def test_run__suspend_keeps_progress_and_resume_continues(
     )
     assert job.spec.suspend is True
 
-    objects.patch_namespaced_custom_object(
-        resource.GROUP,
-        resource.VERSION,
-        run_namespace,
-        resource.PLURAL,
-        "pausable",
-        {"spec": {"suspend": False}},
-    )
+    patch_spec(api_client, run_namespace, "pausable", suspend=False)
     run = wait_phase(api_client, run_namespace, "pausable", {"Succeeded"})
     assert run["status"]["progress"] == "3/3"
     done = _completions(task_log)
@@ -496,14 +481,7 @@ def test_run__created_suspended_starts_when_unsuspended(
     assert client.BatchV1Api(api_client).list_namespaced_job(run_namespace).items == []
     assert client.CoordinationV1Api(api_client).list_namespaced_lease(run_namespace).items == []
 
-    client.CustomObjectsApi(api_client).patch_namespaced_custom_object(
-        resource.GROUP,
-        resource.VERSION,
-        run_namespace,
-        resource.PLURAL,
-        "later",
-        {"spec": {"suspend": False}},
-    )
+    patch_spec(api_client, run_namespace, "later", suspend=False)
     run = wait_phase(api_client, run_namespace, "later", {"Succeeded"})
     assert run["status"]["progress"] == "1/1"
     assert set(_completions(task_log).values()) == {1}

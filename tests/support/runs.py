@@ -40,3 +40,10 @@ def wait_phase(
     except AssertionError as exc:
         status = get_run(api, namespace, name).get("status") or {}
         raise AssertionError(f"{exc}\nstatus: {status}") from None
+
+
+def patch_spec(api: client.ApiClient, namespace: str, name: str, **spec: Any) -> None:
+    """Merge ``spec`` into a run's spec, as `kubectl patch --type merge` would."""
+    client.CustomObjectsApi(api).patch_namespaced_custom_object(
+        resource.GROUP, resource.VERSION, namespace, resource.PLURAL, name, {"spec": spec}
+    )
