@@ -36,6 +36,7 @@ from smart_resume.testing import fake_ai, fake_airtable, fake_apify
 from smart_resume.testing.fake_ai import Answer, FakeAI
 from smart_resume.testing.fake_airtable import FakeAirtable
 from smart_resume.testing.fake_apify import FakeApify
+from smart_resume.testing.records import client_record
 
 REPO = Path(__file__).resolve().parents[1]
 NAMESPACE = "smart-resume-demo"
@@ -160,23 +161,18 @@ def _seed(airtable: FakeAirtable, ai: FakeAI, apify: FakeApify) -> None:
     airtable.add_table(MASTER_BASE, ClientsTable.TABLE, fields=ClientsTable.field_names())
     for number, (client_id, name, stream) in enumerate(CLIENTS, start=1):
         base = f"appDemoClient{number:04d}"
-        airtable.add_records(
-            MASTER_BASE,
-            ClientsTable.TABLE,
-            [
-                {
-                    ClientsTable.CLIENT_ID: client_id,
-                    ClientsTable.CLIENT_NAME: name,
-                    ClientsTable.STATUS: "Active",
-                    ClientsTable.PROCESSING_STREAM: stream,
-                    ClientsTable.AIRTABLE_BASE_ID: base,
-                    ClientsTable.SCORING_CRITERIA: (
-                        "Heads of talent and recruiting leaders at B2B SaaS companies."
-                    ),
-                    ClientsTable.POST_TOPICS: "Hiring, recruiting operations, employer branding.",
-                }
-            ],
+        criteria = "Heads of talent and recruiting leaders at B2B SaaS companies."
+        record = client_record(
+            client_id,
+            name=name,
+            stream=stream,
+            base_id=base,
+            **{
+                ClientsTable.SCORING_CRITERIA: criteria,
+                ClientsTable.POST_TOPICS: "Hiring, recruiting operations, employer branding.",
+            },
         )
+        airtable.add_records(MASTER_BASE, ClientsTable.TABLE, [record])
         airtable.add_table(base, LeadsTable.TABLE, fields=LeadsTable.field_names())
         leads = []
         for lead in range(1, LEADS_PER_CLIENT + 1):

@@ -24,6 +24,7 @@ from harness.operator import OperatorProcess
 from harness.podrunner import POD_RUNNER_SCHEDULER
 from smart_resume.integrations.airtable_fields import ClientsTable
 from smart_resume.testing.fake_airtable import FakeAirtable
+from smart_resume.testing.records import client_record
 from support import fake_tasks
 
 MASTER_BASE = "appMASTERBASE0001"
@@ -56,17 +57,17 @@ class Airtable:
         task_seconds: float = 0.05,
         name: str | None = None,
     ) -> None:
-        fields: dict[str, Any] = {
-            ClientsTable.CLIENT_ID: client_id,
-            ClientsTable.CLIENT_NAME: name or client_id.title(),
-            ClientsTable.STATUS: "Active",
-            ClientsTable.PROCESSING_STREAM: stream,
-            ClientsTable.AIRTABLE_BASE_ID: f"app{client_id[:14]:0<14}",
-            fake_tasks.SECONDS_FIELD: task_seconds,
-        }
+        fields: dict[str, Any] = {fake_tasks.SECONDS_FIELD: task_seconds}
         if behaviour:
             fields[fake_tasks.BEHAVIOUR_FIELD] = behaviour
-        self.fake.add_records(MASTER_BASE, ClientsTable.TABLE, [fields])
+        record = client_record(
+            client_id,
+            name=name or client_id.title(),
+            stream=stream,
+            base_id=f"app{client_id[:14]:0<14}",
+            **fields,
+        )
+        self.fake.add_records(MASTER_BASE, ClientsTable.TABLE, [record])
 
 
 @pytest.fixture()

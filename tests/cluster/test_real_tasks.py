@@ -20,6 +20,7 @@ from smart_resume.integrations.airtable_fields import ClientsTable, LeadsTable
 from smart_resume.testing import fake_ai, fake_apify
 from smart_resume.testing.fake_ai import Answer, FakeAI
 from smart_resume.testing.fake_apify import FakeApify
+from smart_resume.testing.records import client_record
 from support import fake_tasks
 from support.runs import create_run, wait_phase
 from support.task_env import CRITERIA, TOPICS, TRICKY_NAME, lead, post, profile_url
@@ -103,21 +104,14 @@ def operator_env(
 
 def add_clients(airtable: Airtable, ai: FakeAI, apify: FakeApify) -> None:
     for client_id, (stream, name, numbers) in CLIENTS.items():
-        airtable.fake.add_records(
-            MASTER_BASE,
-            ClientsTable.TABLE,
-            [
-                {
-                    ClientsTable.CLIENT_ID: client_id,
-                    ClientsTable.CLIENT_NAME: name,
-                    ClientsTable.STATUS: "Active",
-                    ClientsTable.PROCESSING_STREAM: stream,
-                    ClientsTable.AIRTABLE_BASE_ID: base_id(client_id),
-                    ClientsTable.SCORING_CRITERIA: CRITERIA,
-                    ClientsTable.POST_TOPICS: TOPICS,
-                }
-            ],
+        record = client_record(
+            client_id,
+            name=name,
+            stream=stream,
+            base_id=base_id(client_id),
+            **{ClientsTable.SCORING_CRITERIA: CRITERIA, ClientsTable.POST_TOPICS: TOPICS},
         )
+        airtable.fake.add_records(MASTER_BASE, ClientsTable.TABLE, [record])
         airtable.fake.add_table(base_id(client_id), S.TABLE, fields=S.field_names())
         airtable.fake.add_records(base_id(client_id), S.TABLE, [lead(n) for n in numbers])
         for n in numbers:
