@@ -23,11 +23,13 @@ test: $(STAMP)
 test-unit: $(STAMP)
 	$(PY) -m pytest -m "not cluster"
 
-# Style and types: ruff (lint + format) everywhere, mypy --strict on the package.
+# Style, types and layers: ruff (lint + format) everywhere, mypy --strict on the package,
+# import-linter's layer contracts (pyproject.toml).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check operator tests examples benchmarks
 	$(VENV)/bin/ruff format --check operator tests examples benchmarks
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 # One SmartResumeRun end to end on a local control plane against the local fakes.
 demo: $(STAMP)
@@ -35,7 +37,7 @@ demo: $(STAMP)
 
 # Throughput of the three tasks against the local fakes; prints figures, asserts nothing.
 bench: $(STAMP)
-	$(PY) benchmarks/throughput.py
+	PYTHONPATH=tests $(PY) benchmarks/throughput.py
 
 binaries:
 	bash hack/build-k8s-binaries.sh

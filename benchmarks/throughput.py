@@ -24,6 +24,9 @@ import sys
 import time
 from collections.abc import Sequence
 
+from fakes import fake_ai, fake_airtable
+from fakes.fake_ai import FakeAI
+from fakes.fake_airtable import FakeAirtable
 from smart_resume.config import AirtableSettings, AISettings, Secret, Settings
 from smart_resume.core.clients import Client
 from smart_resume.integrations.airtable_fields import ClientsTable, LeadsTable, ScoringStatus
@@ -31,9 +34,6 @@ from smart_resume.tasks import lead_scoring
 from smart_resume.tasks.base import TaskContext
 from smart_resume.tasks.leads import RECORDS_PER_REQUEST
 from smart_resume.tasks.services import Services
-from smart_resume.testing import fake_ai, fake_airtable
-from smart_resume.testing.fake_ai import FakeAI
-from smart_resume.testing.fake_airtable import FakeAirtable
 
 MASTER_BASE = "appBenchMaster001"
 GOAL_SHARE_OF_BOUND = 0.8

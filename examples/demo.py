@@ -23,6 +23,11 @@ from typing import Any
 
 from kubernetes import client
 
+from fakes import fake_ai, fake_airtable, fake_apify
+from fakes.fake_ai import Answer, FakeAI
+from fakes.fake_airtable import FakeAirtable
+from fakes.fake_apify import FakeApify
+from fakes.records import client_record
 from harness import manifests
 from harness.cluster import Cluster, install_crds
 from harness.controlplane import ControlPlane
@@ -32,11 +37,6 @@ from smart_resume import resource
 from smart_resume.core.status import is_terminal
 from smart_resume.integrations.airtable_fields import ClientsTable, LeadsTable, ScoringStatus
 from smart_resume.integrations.apify import Post
-from smart_resume.testing import fake_ai, fake_airtable, fake_apify
-from smart_resume.testing.fake_ai import Answer, FakeAI
-from smart_resume.testing.fake_airtable import FakeAirtable
-from smart_resume.testing.fake_apify import FakeApify
-from smart_resume.testing.records import client_record
 
 REPO = Path(__file__).resolve().parents[1]
 NAMESPACE = "smart-resume-demo"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from smart_resume.config import Secret, Settings, forwardable_env, secret_env_names
-from smart_resume.errors import ConfigurationError
+from smart_resume.core.errors import ConfigurationError
 
 
 def test_from_env__parses_types_by_field() -> None:

@@ -13,7 +13,7 @@ import requests
 from pyairtable import Api
 from pyairtable import formulas as F
 
-from smart_resume.testing.fake_airtable import (
+from fakes.fake_airtable import (
     DEFAULT_API_KEY,
     FakeAirtable,
     FormulaError,

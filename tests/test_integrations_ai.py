@@ -12,8 +12,10 @@ import pytest
 import requests
 from urllib3.util.retry import Retry
 
+from fakes.fake_ai import DEFAULT_API_KEY, Answer, FakeAI, default_score
+from fakes.server import Response
 from smart_resume.config import AISettings, Secret
-from smart_resume.errors import IntegrationError, PermanentError, TransientError
+from smart_resume.core.errors import IntegrationError, PermanentError, TransientError
 from smart_resume.integrations.ai import (
     LEAD_SCHEMA,
     POST_TEXT_CHARS,
@@ -24,8 +26,6 @@ from smart_resume.integrations.ai import (
 )
 from smart_resume.integrations.http import build_session, retry_policy
 from smart_resume.integrations.verdicts import IntField, Reason, Rejection, Verdict
-from smart_resume.testing.fake_ai import DEFAULT_API_KEY, Answer, FakeAI, default_score
-from smart_resume.testing.server import Response
 
 pytestmark = pytest.mark.timeout(10)
 

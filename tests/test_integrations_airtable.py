@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 from pyairtable import formulas as F
 
+from fakes.fake_airtable import DEFAULT_API_KEY, FakeAirtable
+from fakes.server import Response
 from smart_resume.config import AirtableSettings, Secret
-from smart_resume.errors import ConfigurationError, PermanentError, TransientError
+from smart_resume.core.errors import ConfigurationError, PermanentError, TransientError
 from smart_resume.integrations.airtable import AirtableGateway
 from smart_resume.integrations.airtable_fields import (
     ClientsTable,
@@ -20,8 +22,6 @@ from smart_resume.integrations.airtable_fields import (
     ScoringStatus,
 )
 from smart_resume.integrations.pacing import RequestPacer
-from smart_resume.testing.fake_airtable import DEFAULT_API_KEY, FakeAirtable
-from smart_resume.testing.server import Response
 
 MASTER = "appMasterBase0001"
 CLIENT_BASE = "appClientBase0001"

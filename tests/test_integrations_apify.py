@@ -10,11 +10,7 @@ from typing import Any
 import pytest
 from urllib3.util.retry import Retry
 
-from smart_resume.config import ApifySettings, Secret
-from smart_resume.errors import ConfigurationError, IntegrationError, PermanentError, TransientError
-from smart_resume.integrations.apify import ApifyClient, Harvest, Post, collect_posts
-from smart_resume.integrations.http import build_session, retry_policy
-from smart_resume.testing.fake_apify import (
+from fakes.fake_apify import (
     DEFAULT_ACTOR,
     DEFAULT_TOKEN,
     LOGIN_PAGE,
@@ -22,7 +18,16 @@ from smart_resume.testing.fake_apify import (
     RUN_TIMEOUT,
     FakeApify,
 )
-from smart_resume.testing.server import Response
+from fakes.server import Response
+from smart_resume.config import ApifySettings, Secret
+from smart_resume.core.errors import (
+    ConfigurationError,
+    IntegrationError,
+    PermanentError,
+    TransientError,
+)
+from smart_resume.integrations.apify import ApifyClient, Harvest, Post, collect_posts
+from smart_resume.integrations.http import build_session, retry_policy
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -10,15 +10,15 @@ from typing import Any
 
 import pytest
 
-from smart_resume.errors import ConfigurationError, PermanentError, TransientError
+from fakes.fake_ai import Answer, default_score
+from fakes.fake_airtable import parse_formula
+from fakes.server import Response
+from smart_resume.core.errors import ConfigurationError, PermanentError, TransientError
 from smart_resume.integrations.airtable_fields import ClientsTable, LeadsTable, ScoringStatus
 from smart_resume.integrations.verdicts import Reason, Rejection, Verdict
 from smart_resume.tasks import lead_scoring
 from smart_resume.tasks.base import TaskOutcome
 from smart_resume.tasks.leads import MAX_CONSECUTIVE_FAILURES, Failure
-from smart_resume.testing.fake_ai import Answer, default_score
-from smart_resume.testing.fake_airtable import parse_formula
-from smart_resume.testing.server import Response
 from support.task_env import (
     AI_ANSWERS,
     AI_TIMEOUT_SECONDS,

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
+from fakes.fake_airtable import parse_formula
 from smart_resume.config import Settings
 from smart_resume.core.clients import Client
-from smart_resume.errors import ConfigurationError, PermanentError, TransientError
+from smart_resume.core.errors import ConfigurationError, PermanentError, TransientError
 from smart_resume.integrations.ai import LEAD_SCHEMA, Prompt
 from smart_resume.integrations.airtable_fields import ClientsTable, LeadsTable
 from smart_resume.integrations.verdicts import Reason, Rejection, Verdict
@@ -26,7 +27,6 @@ from smart_resume.tasks.leads import (
     judge,
     map_bounded,
 )
-from smart_resume.testing.fake_airtable import parse_formula
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from smart_resume.errors import PermanentError, TransientError
+from fakes.fake_airtable import parse_formula
+from fakes.fake_apify import LOGIN_PAGE, RUN_FAILED, RUN_TIMEOUT
+from fakes.server import Response
+from smart_resume.core.errors import PermanentError, TransientError
 from smart_resume.integrations.airtable_fields import LeadsTable
 from smart_resume.tasks import post_harvesting
 from smart_resume.tasks.base import TaskOutcome
-from smart_resume.testing.fake_airtable import parse_formula
-from smart_resume.testing.fake_apify import LOGIN_PAGE, RUN_FAILED, RUN_TIMEOUT
-from smart_resume.testing.server import Response
 from support.task_env import RETRIES, TaskEnv, lead, post, profile_url, task_env
 
 pytestmark = pytest.mark.timeout(20)

@@ -10,16 +10,16 @@ from typing import Any
 
 import pytest
 
-from smart_resume.errors import ConfigurationError, PermanentError
+from fakes.fake_ai import Answer, default_score
+from fakes.fake_airtable import parse_formula
+from fakes.server import Response
+from smart_resume.core.errors import ConfigurationError, PermanentError
 from smart_resume.integrations.airtable_fields import ClientsTable, LeadsTable, ScoringStatus
 from smart_resume.integrations.apify import Post
 from smart_resume.integrations.verdicts import Reason, Rejection, Verdict
 from smart_resume.tasks import post_harvesting, post_scoring
 from smart_resume.tasks.base import TaskOutcome
 from smart_resume.tasks.leads import Failure
-from smart_resume.testing.fake_ai import Answer, default_score
-from smart_resume.testing.fake_airtable import parse_formula
-from smart_resume.testing.server import Response
 from support.task_env import AI_ANSWERS, TOPICS, TaskEnv, lead, post, profile_url, task_env
 
 pytestmark = pytest.mark.timeout(20)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from smart_resume.errors import ConfigurationError
+from smart_resume.core.errors import ConfigurationError
 from smart_resume.tasks.base import TaskOutcome
 from smart_resume.tasks.registry import TaskRegistry, load_registry
 

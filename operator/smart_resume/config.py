@@ -16,7 +16,7 @@ import os
 from collections.abc import Mapping
 from typing import Any, Final
 
-from smart_resume.errors import ConfigurationError
+from smart_resume.core.errors import ConfigurationError
 
 ENV_PREFIX: Final = "SMART_RESUME_"
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 GROUP: Final = "smartresume.io"
 VERSION: Final = "v1alpha1"
@@ -31,6 +32,12 @@ MAX_NAME_LENGTH: Final = 63
 """Job names end up in the ``job-name`` label of its pods, so they obey the label-value limit."""
 _HASH_LENGTH: Final = 8
 _LEASE_PREFIX: Final = "smart-resume-stream-"
+
+
+def holder_identity(run: Mapping[str, Any]) -> str:
+    """Who holds a stream Lease on behalf of a run: ``namespace/name/uid``."""
+    meta = run["metadata"]
+    return f"{meta['namespace']}/{meta['name']}/{meta['uid']}"
 
 
 def lease_name(stream: int) -> str:

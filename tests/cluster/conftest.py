@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from fakes.fake_airtable import FakeAirtable
+from fakes.records import client_record
 from harness import manifests
 from harness.cluster import Cluster
 from harness.operator import OperatorProcess
 from harness.podrunner import POD_RUNNER_SCHEDULER
 from smart_resume.integrations.airtable_fields import ClientsTable
-from smart_resume.testing.fake_airtable import FakeAirtable
-from smart_resume.testing.records import client_record
 from support import fake_tasks
 
 MASTER_BASE = "appMASTERBASE0001"

@@ -14,13 +14,13 @@ import pytest
 from kubernetes import client
 
 from cluster.conftest import MASTER_BASE, Airtable
+from fakes import fake_ai, fake_apify
+from fakes.fake_ai import Answer, FakeAI
+from fakes.fake_apify import FakeApify
+from fakes.records import client_record
 from harness.operator import OperatorProcess
 from smart_resume import resource
 from smart_resume.integrations.airtable_fields import ClientsTable, LeadsTable
-from smart_resume.testing import fake_ai, fake_apify
-from smart_resume.testing.fake_ai import Answer, FakeAI
-from smart_resume.testing.fake_apify import FakeApify
-from smart_resume.testing.records import client_record
 from support import fake_tasks
 from support.runs import create_run, wait_phase
 from support.task_env import CRITERIA, TOPICS, TRICKY_NAME, lead, post, profile_url

@@ -15,6 +15,11 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from fakes import fake_ai, fake_airtable, fake_apify
+from fakes.fake_ai import Answer, FakeAI
+from fakes.fake_airtable import FakeAirtable
+from fakes.fake_apify import FakeApify
+from fakes.server import Request
 from smart_resume.config import AirtableSettings, AISettings, ApifySettings, Secret, Settings
 from smart_resume.core.clients import Client
 from smart_resume.integrations.airtable_fields import ClientsTable, LeadsTable, ScoringStatus
@@ -23,11 +28,6 @@ from smart_resume.integrations.http import retry_policy
 from smart_resume.integrations.verdicts import Reason
 from smart_resume.tasks.base import TaskContext
 from smart_resume.tasks.services import RETRIED_STATUSES, Services
-from smart_resume.testing import fake_ai, fake_airtable, fake_apify
-from smart_resume.testing.fake_ai import Answer, FakeAI
-from smart_resume.testing.fake_airtable import FakeAirtable
-from smart_resume.testing.fake_apify import FakeApify
-from smart_resume.testing.server import Request
 
 MASTER_BASE = "appMasterBase0001"
 TRICKY_NAME = 'O\'Brien & "Sons" \\ Recruiting'

@@ -38,7 +38,7 @@ from smart_resume.core.status import (
 from smart_resume.kube.jobs import Jobs, build_job_manifest, owner_reference
 from smart_resume.kube.leases import StreamLock
 from smart_resume.kube.runs import Runs
-from smart_resume.worker.main import holder_identity
+from smart_resume.resource import holder_identity
 
 Body = kopf.Body
 _WORKER_STOP_REASONS = frozenset(

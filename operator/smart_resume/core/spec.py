@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Any, Final
 
-from smart_resume.errors import SmartResumeError
+from smart_resume.core.errors import SmartResumeError
 
 TASK_ORDER: Final = ("lead_scoring", "post_harvesting", "post_scoring")
 """Every task, in the order they always run for a client."""

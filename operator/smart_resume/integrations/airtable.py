@@ -37,7 +37,12 @@ from urllib3.util.retry import Retry
 
 from smart_resume.config import AirtableSettings, env_name
 from smart_resume.core.clients import Client
-from smart_resume.errors import ConfigurationError, IntegrationError, PermanentError, TransientError
+from smart_resume.core.errors import (
+    ConfigurationError,
+    IntegrationError,
+    PermanentError,
+    TransientError,
+)
 from smart_resume.integrations import http
 from smart_resume.integrations.airtable_fields import ClientsTable, ClientStatus
 from smart_resume.integrations.pacing import RequestPacer, shared_pacer

@@ -24,7 +24,7 @@ from urllib.parse import quote, unquote, urlsplit
 import requests
 
 from smart_resume.config import ApifySettings, env_name
-from smart_resume.errors import ConfigurationError
+from smart_resume.core.errors import ConfigurationError
 from smart_resume.integrations.http import build_session, request_json
 
 __all__ = ["SERVICE", "ApifyClient", "Harvest", "Post", "collect_posts"]

@@ -18,7 +18,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from smart_resume.errors import IntegrationError, PermanentError, TransientError
+from smart_resume.core.errors import IntegrationError, PermanentError, TransientError
 
 TRANSIENT_STATUSES: frozenset[int] = frozenset({408, 429, 500, 502, 503, 504})
 SNIPPET_CHARS = 200

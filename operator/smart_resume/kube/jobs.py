@@ -16,7 +16,7 @@ from kubernetes.client.exceptions import ApiException
 from smart_resume import resource
 from smart_resume.config import JobSettings, secret_env_names
 from smart_resume.core.spec import RunSpec
-from smart_resume.worker.exit_codes import EXIT_CONFIGURATION
+from smart_resume.exit_codes import EXIT_CONFIGURATION
 
 WORKER_USER_ID = 10001
 

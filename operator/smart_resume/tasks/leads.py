@@ -29,7 +29,7 @@ from pyairtable.api.types import RecordDict, UpdateRecordDict
 from pyairtable.formulas import EQ, LEN, Formula, field_name
 
 from smart_resume.core.clients import Client
-from smart_resume.errors import ConfigurationError, PermanentError, TransientError
+from smart_resume.core.errors import ConfigurationError, PermanentError, TransientError
 from smart_resume.integrations.ai import SERVICE as AI_SERVICE
 from smart_resume.integrations.ai import Prompt
 from smart_resume.integrations.airtable_fields import ClientsTable, LeadsTable

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Final
 
 from pyairtable.formulas import AND, IS_BEFORE, NOT, OR, Field, Formula
 
-from smart_resume.errors import TransientError
+from smart_resume.core.errors import TransientError
 from smart_resume.integrations.airtable_fields import HarvestStatus, LeadsTable
 from smart_resume.integrations.apify import Post
 from smart_resume.tasks.base import TaskContext, TaskOutcome

@@ -12,8 +12,8 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterable
 
+from smart_resume.core.errors import ConfigurationError
 from smart_resume.core.spec import TASK_ORDER
-from smart_resume.errors import ConfigurationError
 from smart_resume.tasks.base import Task
 
 BUILTIN_MODULES = {name: f"smart_resume.tasks.{name}" for name in TASK_ORDER}

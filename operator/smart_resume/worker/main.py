@@ -21,27 +21,22 @@ from kubernetes.client.exceptions import ApiException
 
 from smart_resume.config import Settings
 from smart_resume.core.clients import Client
+from smart_resume.core.errors import ConfigurationError, SmartResumeError
 from smart_resume.core.spec import RunSpec
 from smart_resume.core.status import format_time
-from smart_resume.errors import ConfigurationError, SmartResumeError
+from smart_resume.exit_codes import EXIT_CONFIGURATION, EXIT_FAILED, EXIT_OK, EXIT_TERMINATED
 from smart_resume.kube.connection import api_client
 from smart_resume.kube.leases import StreamLock
 from smart_resume.kube.runs import Runs
 from smart_resume.logs import bind
+from smart_resume.resource import holder_identity
 from smart_resume.tasks.registry import load_registry
 from smart_resume.tasks.services import Services
-from smart_resume.worker.exit_codes import EXIT_CONFIGURATION, EXIT_FAILED, EXIT_OK, EXIT_TERMINATED
 from smart_resume.worker.heartbeat import Heartbeat
 from smart_resume.worker.stream import StopSignals, StreamWorker
 
 log = logging.getLogger("smart_resume.worker")
 CHECKPOINT_ATTEMPTS = 5
-
-
-def holder_identity(run: dict[str, Any]) -> str:
-    """Who holds a stream Lease on behalf of a run: ``namespace/name/uid``."""
-    meta = run["metadata"]
-    return f"{meta['namespace']}/{meta['name']}/{meta['uid']}"
 
 
 def run_worker(*, run_name: str, stream: int, namespace: str | None = None) -> int:

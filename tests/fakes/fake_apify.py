@@ -24,8 +24,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
 
+from fakes.server import FakeService, Request, Response
 from smart_resume.integrations.apify import Post
-from smart_resume.testing.server import FakeService, Request, Response
 
 __all__ = ["DEFAULT_ACTOR", "DEFAULT_TOKEN", "LOGIN_PAGE", "RUN_FAILED", "RUN_TIMEOUT", "FakeApify"]
 

@@ -20,7 +20,7 @@ import threading
 from http.server import BaseHTTPRequestHandler
 from typing import Any, assert_never
 
-from smart_resume.testing.server import FakeService, Request, Response
+from fakes.server import FakeService, Request, Response
 
 __all__ = ["DEFAULT_API_KEY", "LOGIN_PAGE", "Answer", "FakeAI", "default_score"]
 

@@ -41,7 +41,7 @@ import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
-from smart_resume.testing.server import FakeService, Request, Response
+from fakes.server import FakeService, Request, Response
 
 __all__ = ["DEFAULT_API_KEY", "FakeAirtable", "FormulaError", "ParsedFormula", "parse_formula"]
 
