@@ -35,6 +35,12 @@ class Secret(str):
 
 
 @dataclasses.dataclass(frozen=True)
+class OperatorSettings:
+    metrics_port: int = 9090
+    """Port of the operator's Prometheus endpoint (``/metrics``); 0 turns it off."""
+
+
+@dataclasses.dataclass(frozen=True)
 class LeaseSettings:
     duration_seconds: int = 300
     """A Lease not renewed for this long is stale and may be taken over by another run."""
@@ -104,6 +110,7 @@ class EmailSettings:
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
+    operator: OperatorSettings = OperatorSettings()
     lease: LeaseSettings = LeaseSettings()
     job: JobSettings = JobSettings()
     airtable: AirtableSettings = AirtableSettings()

@@ -20,9 +20,12 @@ class OperatorProcess:
         self._namespace = namespace
         self.log_path = log_path
         self._process: subprocess.Popen[bytes] | None = None
+        self.metrics_port = 0
 
     def start(self) -> OperatorProcess:
         port = _free_port()
+        self.metrics_port = _free_port()
+        env = {**self._env, "SMART_RESUME_OPERATOR_METRICS_PORT": str(self.metrics_port)}
         with open(self.log_path, "ab") as log:
             self._process = subprocess.Popen(
                 [
@@ -38,7 +41,7 @@ class OperatorProcess:
                     "--liveness",
                     f"http://127.0.0.1:{port}/healthz",
                 ],
-                env=self._env,
+                env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -56,6 +59,12 @@ class OperatorProcess:
                 self._process.kill()
                 self._process.wait()
         self._process = None
+
+    def scrape(self) -> str:
+        """The operator's ``/metrics`` page, in Prometheus' text format."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return str(response.read().decode())
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

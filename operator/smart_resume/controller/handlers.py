@@ -13,6 +13,7 @@ import kopf
 
 from smart_resume import resource
 from smart_resume.config import Settings
+from smart_resume.controller import metrics
 from smart_resume.controller.lifecycle import RunLifecycle
 from smart_resume.core.spec import InvalidSpecError
 from smart_resume.core.status import Phase, is_terminal
@@ -32,7 +33,10 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     )
     settings.posting.level = logging.INFO
     settings.execution.max_workers = 8
-    memo.lifecycle = RunLifecycle(api_client(), Settings.from_env())
+    operator_settings = Settings.from_env()
+    if operator_settings.operator.metrics_port:
+        metrics.serve(operator_settings.operator.metrics_port)
+    memo.lifecycle = RunLifecycle(api_client(), operator_settings)
 
 
 def _is_active(status: kopf.Status, **_: Any) -> bool:
@@ -44,7 +48,8 @@ def start(
     body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger, **_: Any
 ) -> None:
     try:
-        memo.lifecycle.start(body, patch, logger)
+        with metrics.HANDLER_DURATION.labels(handler="start").time():
+            memo.lifecycle.start(body, patch, logger)
     except InvalidSpecError as exc:
         # Only reachable when the CRD's validation was bypassed: retrying cannot fix a bad spec.
         patch.status["phase"] = Phase.FAILED
@@ -60,16 +65,31 @@ def start(
     when=_is_active,
 )
 def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
-    memo.lifecycle.reconcile(body, patch)
+    with metrics.HANDLER_DURATION.labels(handler="reconcile").time():
+        memo.lifecycle.reconcile(body, patch)
 
 
 @kopf.on.field(*RUNS, field="spec.suspend", id="suspend", when=_is_active)
 def suspend(
     body: kopf.Body, new: Any, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger, **_: Any
 ) -> None:
-    memo.lifecycle.set_suspended(body, patch, bool(new), logger)
+    with metrics.HANDLER_DURATION.labels(handler="suspend").time():
+        memo.lifecycle.set_suspended(body, patch, bool(new), logger)
 
 
 @kopf.on.delete(*RUNS, id="terminate")
 def terminate(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
-    memo.lifecycle.terminate(body, logger)
+    with metrics.HANDLER_DURATION.labels(handler="terminate").time():
+        memo.lifecycle.terminate(body, logger)
+
+
+@kopf.on.event(*RUNS, id="phases")
+def observe_phase(
+    type: str, name: str, namespace: str | None, status: kopf.Status, **_: Any
+) -> None:
+    """Keep ``smart_resume_runs{phase}`` current from the watch stream, with no API call."""
+    namespace = namespace or ""
+    if type == "DELETED":
+        metrics.RUN_PHASES.forget(namespace, name)
+    else:
+        metrics.RUN_PHASES.observe(namespace, name, status.get("phase", ""))
