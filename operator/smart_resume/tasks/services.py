@@ -54,6 +54,13 @@ class Services:
     @functools.cached_property
     def apify(self) -> ApifyClient:
         """Raises ``ConfigurationError`` when the actor or the token is not configured."""
-        from smart_resume.integrations.apify import ApifyClient
+        from smart_resume.integrations.apify import START_RETRIED_STATUSES, ApifyClient
 
-        return ApifyClient(self.settings.apify, session=build_session(self._retry))
+        connections = max(10, self.settings.apify.run_concurrency)
+        return ApifyClient(
+            self.settings.apify,
+            session=build_session(self._retry, connections=connections),
+            start_session=build_session(
+                self._retry.new(status_forcelist=START_RETRIED_STATUSES), connections=connections
+            ),
+        )
