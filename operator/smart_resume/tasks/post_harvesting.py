@@ -7,7 +7,8 @@ a rerun or resumed run does not ask again:
 - harvested (also with no posts at all) -> Posts Harvest Status Done, Posts Harvested Count and
   Posts JSON (a JSON list of posts); when the set of post URLs changed, the post-scoring fields
   are cleared so that post scoring judges the new posts;
-- a single profile whose actor run still outlives Apify's 300 s wait -> Failed (due again later).
+- a single profile whose actor run still times out (``run_timeout_seconds``) -> Failed (due again
+  later).
 
 A lead whose LinkedIn Profile URL cannot be parsed (e.g. ``https://www.linkedin.com]/in/x``) is
 not sent to Apify: it is Failed and checked, counted under ``linkedin_url_invalid``. Actor items
@@ -46,7 +47,15 @@ from smart_resume.core.errors import TransientError
 from smart_resume.integrations.airtable_fields import HarvestStatus, LeadsTable
 from smart_resume.integrations.apify import STATUS_RUN_TIMEOUT, Post, profile_key
 from smart_resume.tasks.base import TaskContext, TaskOutcome
-from smart_resume.tasks.leads import Fields, Lead, LeadWriter, is_blank, lead_pages, map_bounded
+from smart_resume.tasks.leads import (
+    Fields,
+    Lead,
+    LeadWriter,
+    is_blank,
+    lead_pages,
+    map_bounded,
+    nonempty,
+)
 
 if TYPE_CHECKING:
     from smart_resume.integrations.apify import ApifyClient
@@ -127,14 +136,12 @@ def run(ctx: TaskContext) -> TaskOutcome:
     """Harvest the posts of the client's leads whose posts are due; see the module docstring."""
     outcome = TaskOutcome()
     now = dt.datetime.now(dt.UTC)
-    runs_at_once = ctx.settings.apify.run_concurrency
     pages = lead_pages(
         ctx, posts_due(now), (LeadsTable.LINKEDIN_PROFILE_URL, LeadsTable.POSTS_JSON)
     )
     with LeadWriter(ctx) as writer:
-        batches = _batches(ctx, pages, writer, outcome, now=now)
-        first = next(batches, None)
-        if first is None:
+        batches = nonempty(_batches(ctx, pages, writer, outcome, now=now))
+        if batches is None:
             return outcome
         apify: ApifyClient = ctx.services.apify  # built here, not lazily on a pool thread
 
@@ -143,8 +150,8 @@ def run(ctx: TaskContext) -> TaskOutcome:
 
         results = map_bounded(
             harvest,
-            itertools.chain((first,), batches),
-            concurrency=runs_at_once,
+            batches,
+            concurrency=ctx.settings.apify.run_concurrency,
             cancelled=ctx.cancelled,
         )
         with contextlib.closing(results):

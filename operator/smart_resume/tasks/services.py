@@ -18,9 +18,10 @@ if TYPE_CHECKING:
 __all__ = ["RETRIED_STATUSES", "Services"]
 
 RETRIED_STATUSES: Final = (429, 500, 502, 503, 504)
-"""What the AI and Apify sessions resend. 429 too: both answer it under load (the AI endpoint
-above all, with several calls in flight), it means nothing was applied, and urllib3 honours its
-Retry-After. (Airtable's 429 needs the per-base penalty instead; its gateway handles that.)"""
+"""What the AI and Apify sessions resend (an Apify run start only 429: a 5xx may hide a run that
+started). 429 too: both answer it under load (the AI endpoint above all, with several calls in
+flight), it means nothing was applied, and urllib3 honours its Retry-After. (Airtable's 429 needs
+the per-base penalty instead; its gateway handles that.)"""
 
 
 class Services:
