@@ -185,6 +185,27 @@ def test_select__follows_pagination_over_more_than_100_records(
     assert requests_to(fake, "GET", CLIENT_BASE, LeadsTable.TABLE) == 3
 
 
+def test_pages__reads_the_next_page_only_when_the_last_one_is_consumed(
+    fake: FakeAirtable, gateway: AirtableGateway
+) -> None:
+    """Pages come one request at a time, so a caller holds one page of records, never the table;
+    records changed while paging (as the tasks do) neither come back nor hide others."""
+    add_leads(fake, 230, **{LeadsTable.SCORING_STATUS: ScoringStatus.TO_BE_SCORED})
+    to_score = F.match({LeadsTable.SCORING_STATUS: ScoringStatus.TO_BE_SCORED})
+    pages = gateway.pages(CLIENT_BASE, LeadsTable.TABLE, formula=to_score)
+
+    first = next(pages)
+    assert (len(first), requests_to(fake, "GET", CLIENT_BASE, LeadsTable.TABLE)) == (100, 1)
+    scored = {LeadsTable.SCORING_STATUS: ScoringStatus.SCORED}
+    gateway.batch_update(
+        CLIENT_BASE, LeadsTable.TABLE, [{"id": r["id"], "fields": scored} for r in first]
+    )
+    rest = [record for page in pages for record in page]
+
+    assert len(rest) == 130 and not {r["id"] for r in rest} & {r["id"] for r in first}
+    assert requests_to(fake, "GET", CLIENT_BASE, LeadsTable.TABLE) == 3
+
+
 def test_select__max_records_stops_early(fake: FakeAirtable, gateway: AirtableGateway) -> None:
     """max_records caps the result (a lead-scoring limit) in a single request."""
     add_leads(fake, 150, **{LeadsTable.SCORING_STATUS: ScoringStatus.TO_BE_SCORED})

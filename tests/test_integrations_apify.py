@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from urllib3.util.retry import Retry
 
-from fakes.fake_apify import (
-    DEFAULT_ACTOR,
-    DEFAULT_TOKEN,
-    LOGIN_PAGE,
-    RUN_FAILED,
-    RUN_TIMEOUT,
-    FakeApify,
-)
+from fakes.fake_apify import DEFAULT_ACTOR, DEFAULT_TOKEN, LOGIN_PAGE, FakeApify
 from fakes.server import Response
+from harness.waiting import wait_for
 from smart_resume.config import ApifySettings, Secret
 from smart_resume.core.errors import (
     ConfigurationError,
@@ -26,7 +23,14 @@ from smart_resume.core.errors import (
     PermanentError,
     TransientError,
 )
-from smart_resume.integrations.apify import ApifyClient, Harvest, Post, collect_posts
+from smart_resume.integrations import apify
+from smart_resume.integrations.apify import (
+    START_RETRIED_STATUSES,
+    ApifyClient,
+    Harvest,
+    Post,
+    collect_posts,
+)
 from smart_resume.integrations.http import build_session, retry_policy
 
 pytestmark = pytest.mark.timeout(10)
@@ -58,21 +62,29 @@ def fake() -> Iterator[FakeApify]:
     service.stop()
 
 
-def make_client(
+def settings_for(
     fake: FakeApify,
     *,
     token: str = DEFAULT_TOKEN,
     actor_id: str = DEFAULT_ACTOR,
     timeout_seconds: float = 2.0,
-) -> ApifyClient:
-    settings = ApifySettings(
+) -> ApifySettings:
+    return ApifySettings(
         token=Secret(token),
         base_url=fake.url,
         actor_id=actor_id,
         max_posts_per_lead=5,
+        wait_seconds=1,
         timeout_seconds=timeout_seconds,
     )
-    return ApifyClient(settings, session=build_session(FAST_RETRY))
+
+
+def make_client(fake: FakeApify, **settings: Any) -> ApifyClient:
+    return ApifyClient(
+        settings_for(fake, **settings),
+        session=build_session(FAST_RETRY),
+        start_session=build_session(FAST_RETRY.new(status_forcelist=START_RETRIED_STATUSES)),
+    )
 
 
 def raised(call: Callable[[], object]) -> IntegrationError:
@@ -96,18 +108,41 @@ def test_apify_client__maps_every_item_shape_back_to_the_posts_set(fake: FakeApi
     assert harvest == Harvest(posts={JANE: jane_posts, JOHN: john_posts}, skipped={})
 
 
-def test_apify_client__sends_the_run_input_with_the_token_only_in_the_header(
+def test_apify_client__starts_waits_and_pages_with_the_token_only_in_the_header(
     fake: FakeApify,
 ) -> None:
-    """The input is {"urls", "maxPosts"}, maxItems caps the run, the token is a bearer header."""
+    """A run is started with {"urls", "maxPosts"}, maxItems and the run timeout, then waited
+    for and its dataset read; every request carries the token as a bearer header, nowhere else."""
+    fake.set_profile_seconds(JANE, 0.3)
     make_client(fake).harvest_posts([JANE, JOHN], max_posts=3)
 
-    [request] = fake.requests
-    assert request.path == f"/v2/acts/{DEFAULT_ACTOR}/run-sync-get-dataset-items"
-    assert request.query == [("maxItems", "6")]
-    assert request.json() == {"urls": [JANE, JOHN], "maxPosts": 3}
-    assert request.headers["authorization"] == f"Bearer {DEFAULT_TOKEN}"
-    assert DEFAULT_TOKEN not in request.path + json.dumps(request.query) + request.body.decode()
+    start, *rest = fake.requests
+    assert start.path == f"/v2/acts/{DEFAULT_ACTOR}/runs"
+    assert start.query == [("maxItems", "6"), ("timeout", "300")]
+    assert start.json() == {"urls": [JANE, JOHN], "maxPosts": 3}
+    assert [(r.method, r.path, r.param("waitForFinish")) for r in rest] == [
+        ("GET", "/v2/actor-runs/FakeRun00001", "1"),
+        ("GET", "/v2/datasets/FakeDataset00001/items", None),
+    ]
+    for request in fake.requests:
+        assert request.headers["authorization"] == f"Bearer {DEFAULT_TOKEN}"
+        assert DEFAULT_TOKEN not in request.path + json.dumps(request.query) + request.body.decode()
+
+
+def test_apify_client__pages_the_dataset(fake: FakeApify, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dataset longer than a page is read with offset/limit until a short page."""
+    monkeypatch.setattr(apify, "DATASET_PAGE_ITEMS", 2)
+    fake.set_posts(JANE, [post(JANE, n) for n in range(1, 6)])
+
+    harvest = make_client(fake).harvest_posts([JANE])
+
+    pages = [r for r in fake.requests if "/datasets/" in r.path]
+    assert [(r.param("offset"), r.param("limit")) for r in pages] == [
+        ("0", "2"),
+        ("2", "2"),
+        ("4", "2"),
+    ]
+    assert harvest.posts[JANE] == [post(JANE, n) for n in range(1, 6)]
 
 
 def test_apify_client__default_max_posts_comes_from_settings(fake: FakeApify) -> None:
@@ -117,7 +152,7 @@ def test_apify_client__default_max_posts_comes_from_settings(fake: FakeApify) ->
     harvest = make_client(fake).harvest_posts([JANE])
 
     assert fake.requests[0].json()["maxPosts"] == 5
-    assert len(harvest.posts[JANE]) == 5
+    assert harvest is not None and len(harvest.posts[JANE]) == 5
 
 
 def test_apify_client__slash_actor_id_is_sent_in_tilde_form(fake: FakeApify) -> None:
@@ -126,8 +161,8 @@ def test_apify_client__slash_actor_id_is_sent_in_tilde_form(fake: FakeApify) -> 
 
     harvest = make_client(fake, actor_id=DEFAULT_ACTOR.replace("~", "/")).harvest_posts([JANE])
 
-    assert fake.requests[0].path == f"/v2/acts/{DEFAULT_ACTOR}/run-sync-get-dataset-items"
-    assert harvest.posts[JANE] == [post(JANE, 1)]
+    assert fake.requests[0].path == f"/v2/acts/{DEFAULT_ACTOR}/runs"
+    assert harvest is not None and harvest.posts[JANE] == [post(JANE, 1)]
 
 
 def test_apify_client__actor_id_is_url_quoted() -> None:
@@ -139,7 +174,7 @@ def test_apify_client__actor_id_is_url_quoted() -> None:
     finally:
         fake.stop()
 
-    assert fake.requests[0].path == "/v2/acts/odd%20user~posts%3Fx%3D1/run-sync-get-dataset-items"
+    assert fake.requests[0].path == "/v2/acts/odd%20user~posts%3Fx%3D1/runs"
 
 
 def test_apify_client__no_profiles_makes_no_request(fake: FakeApify) -> None:
@@ -163,14 +198,16 @@ def test_apify_client__dedupes_and_counts_unusable_items(fake: FakeApify) -> Non
 
     harvest = make_client(fake).harvest_posts([JANE])
 
-    assert harvest.posts == {JANE: [post(JANE, 1)]}
-    assert harvest.skipped == {"apify_item_no_url": 1, "apify_item_no_text": 1}
+    assert harvest == Harvest(
+        posts={JANE: [post(JANE, 1)]},
+        skipped={"apify_item_no_url": 1, "apify_item_no_text": 1},
+    )
 
 
 def test_apify_client__html_login_page_is_permanent_with_status_and_snippet(
     fake: FakeApify,
 ) -> None:
-    """An HTML page instead of items is a PermanentError naming the status and quoting the page."""
+    """An HTML page instead of a run is a PermanentError naming the status and quoting the page."""
     fake.fail_next(LOGIN_PAGE)
 
     error = raised(lambda: make_client(fake).harvest_posts([JANE]))
@@ -209,42 +246,54 @@ def test_apify_client__403_is_permanent_and_not_retried(fake: FakeApify) -> None
     assert fake.total_requests == 1
 
 
-def test_apify_client__run_timeout_408_is_transient_and_not_resent(fake: FakeApify) -> None:
-    """Apify's 408 run-timeout is a TransientError; the run goes on at Apify, so no resend."""
-    fake.fail_next(RUN_TIMEOUT)
+def test_apify_client__timed_out_run_is_transient_408(fake: FakeApify) -> None:
+    """A run that ended TIMED-OUT is a TransientError with status 408 (the caller halves it)."""
+    fake.end_next_runs("TIMED-OUT")
 
     error = raised(lambda: make_client(fake).harvest_posts([JANE]))
 
     assert isinstance(error, TransientError)
-    assert error.status == 408
-    assert "run-timeout-exceeded" in str(error)
-    assert fake.total_requests == 1
+    assert error.status == apify.STATUS_RUN_TIMEOUT
+    assert "ended TIMED-OUT" in str(error)
+    assert fake.started_runs == [[JANE]] and fake.aborted_runs == []
+
+
+def test_apify_client__run_past_its_timeout_ends_timed_out(fake: FakeApify) -> None:
+    """The run timeout is Apify's: a run that needs longer ends TIMED-OUT there."""
+    fake.set_profile_seconds(JANE, 5)
+    settings = dataclasses.replace(settings_for(fake), run_timeout_seconds=1)
+    client = ApifyClient(settings, session=build_session(FAST_RETRY))
+
+    error = raised(lambda: client.harvest_posts([JANE]))
+
+    assert error.status == apify.STATUS_RUN_TIMEOUT
 
 
 def test_apify_client__failed_run_is_permanent(fake: FakeApify) -> None:
-    """A 400 run-failed is a PermanentError quoting Apify's message."""
-    fake.fail_next(RUN_FAILED)
+    """A run that ended FAILED is a PermanentError naming the run."""
+    fake.end_next_runs("FAILED")
 
     error = raised(lambda: make_client(fake).harvest_posts([JANE]))
 
     assert isinstance(error, PermanentError)
-    assert error.status == 400
-    assert "run-failed" in str(error)
+    assert "FakeRun00001 ended FAILED" in str(error)
 
 
-def test_apify_client__5xx_is_retried_then_succeeds(fake: FakeApify) -> None:
-    """Two 503s are retried by the session's policy; the third attempt's posts are returned."""
+def test_apify_client__5xx_to_a_poll_is_retried_then_succeeds(fake: FakeApify) -> None:
+    """Two 503s to a poll (a GET) are retried by the session's policy; the run is started once."""
     fake.set_posts(JANE, [post(JANE, 1)])
-    fake.fail_next(Response.json({"error": {"type": "server-error"}}, 503), times=2)
+    fake.set_profile_seconds(JANE, 0.3)
+    server_error = Response.json({"error": {"type": "server-error"}}, 503)
+    fake.fail_next(server_error, times=2, path_contains="/actor-runs/")
 
     harvest = make_client(fake).harvest_posts([JANE])
 
-    assert harvest.posts == {JANE: [post(JANE, 1)]}
-    assert fake.total_requests == 3
+    assert harvest == Harvest(posts={JANE: [post(JANE, 1)]}, skipped={})
+    assert len(fake.started_runs) == 1
 
 
-def test_apify_client__persistent_5xx_is_transient_after_the_retries(fake: FakeApify) -> None:
-    """A 502 on every attempt ends as a TransientError after total+1 requests."""
+def test_apify_client__5xx_to_a_run_start_is_never_resent(fake: FakeApify) -> None:
+    """A 502 to a start may hide a run that started (and bills): one request, a TransientError."""
     fake.fail_next(Response.html("<html>502 Bad Gateway</html>", 502), times=100)
 
     error = raised(lambda: make_client(fake).harvest_posts([JANE]))
@@ -252,12 +301,64 @@ def test_apify_client__persistent_5xx_is_transient_after_the_retries(fake: FakeA
     assert isinstance(error, TransientError)
     assert error.status == 502
     assert "502 Bad Gateway" in str(error)
-    assert fake.total_requests == RETRIES + 1
+    assert fake.total_requests == 1
 
 
-def test_apify_client__json_that_is_not_a_list_is_permanent(fake: FakeApify) -> None:
+def test_apify_client__rate_limited_start_is_resent(fake: FakeApify) -> None:
+    """A 429 to a start started nothing: it is resent."""
+    fake.fail_next(Response.json({"error": {"type": "rate-limit-exceeded"}}, 429))
+
+    make_client(fake).harvest_posts([JANE])
+
+    assert len(fake.started_runs) == 1
+    assert fake.request_counts[f"POST /v2/acts/{DEFAULT_ACTOR}/runs"] == 2
+
+
+def test_apify_client__persistent_5xx_to_a_poll_aborts_the_run(fake: FakeApify) -> None:
+    """A poll that fails after the retries is raised, and the run it no longer waits for is
+    aborted."""
+    fake.set_profile_seconds(JANE, 30)
+    fake.fail_next(
+        Response.html("<html>502</html>", 502), times=RETRIES + 1, path_contains="/actor-runs/"
+    )
+
+    error = raised(lambda: make_client(fake).harvest_posts([JANE]))
+
+    assert isinstance(error, TransientError) and error.status == 502
+    assert fake.aborted_runs == ["FakeRun00001"]
+
+
+def test_apify_client__cancel_aborts_the_run_it_waits_for(fake: FakeApify) -> None:
+    """Once the caller's cancel event is set, the run is aborted and None is returned."""
+    fake.set_profile_seconds(JANE, 30)
+    cancelled = threading.Event()
+    results: list[Harvest | None] = []
+    caller = threading.Thread(
+        target=lambda: results.append(make_client(fake).harvest_posts([JANE], cancelled=cancelled))
+    )
+    caller.start()
+    wait_for(lambda: fake.started_runs, timeout=5, what="the run to start")
+
+    cancelled.set()
+    caller.join(5)
+
+    assert results == [None]
+    assert fake.aborted_runs == ["FakeRun00001"]
+
+
+def test_apify_client__answer_without_a_run_is_permanent(fake: FakeApify) -> None:
+    """A JSON list where the run object belongs is a PermanentError, not a crash."""
+    fake.fail_next(Response.json([], 201))
+
+    error = raised(lambda: make_client(fake).harvest_posts([JANE]))
+
+    assert isinstance(error, PermanentError)
+    assert "JSON list, not a JSON dict" in str(error)
+
+
+def test_apify_client__dataset_that_is_not_a_list_is_permanent(fake: FakeApify) -> None:
     """A JSON object where the item list belongs is a PermanentError, not a crash."""
-    fake.fail_next(Response.json({"data": {"items": []}}, 201))
+    fake.fail_next(Response.json({"data": {"items": []}}), path_contains="/datasets/")
 
     error = raised(lambda: make_client(fake).harvest_posts([JANE]))
 
@@ -265,8 +366,10 @@ def test_apify_client__json_that_is_not_a_list_is_permanent(fake: FakeApify) -> 
     assert "JSON dict, not a JSON list" in str(error)
 
 
-def test_apify_client__read_timeout_is_transient_and_not_resent(fake: FakeApify) -> None:
-    """A run the server does not answer in time is a TransientError, sent only once."""
+def test_apify_client__read_timeout_of_a_start_is_transient_and_not_resent(
+    fake: FakeApify,
+) -> None:
+    """A start the server does not answer in time is a TransientError, sent only once."""
     fake.stall_next(1.5)
 
     error = raised(lambda: make_client(fake, timeout_seconds=0.2).harvest_posts([JANE]))
@@ -396,3 +499,65 @@ def test_collect_posts__caps_posts_per_profile() -> None:
     harvest = collect_posts(items, [JANE], max_posts=2)
 
     assert [p.url for p in harvest.posts[JANE]] == ["https://li/p/0", "https://li/p/1"]
+
+
+# -- properties: no actor output crashes the mapping --------------------------------------------
+
+_URLISH = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(
+        [
+            JANE,
+            JOHN,
+            "https://www.linkedin.com]/in/x",
+            "http://[::1/in/x",
+            "https://[bad/in/y",
+            "linkedin.com/in/jane-doe/",
+            "",
+        ]
+    ),
+)
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | _URLISH,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+_KEYS = st.sampled_from(
+    [
+        "url", "postUrl", "linkedinUrl", "urn", "text", "content", "inputUrl", "authorProfileUrl",
+        "profileUrl", "posted_at", "postedAt", "timestamp", "date", "numLikes", "comments",
+        "stats", "author",
+    ]
+)  # fmt: skip
+_ITEM = st.one_of(_JSON, st.dictionaries(_KEYS, st.one_of(_URLISH, _JSON), max_size=8))
+
+
+@given(
+    items=st.lists(_ITEM, max_size=8),
+    profile_urls=st.lists(_URLISH, max_size=4),
+    max_posts=st.integers(min_value=1, max_value=5),
+)
+def test_collect_posts__never_raises_and_keeps_its_promises(
+    items: list[object], profile_urls: list[str], max_posts: int
+) -> None:
+    """Whatever the items and requested URLs (malformed ones too): no exception, one entry per
+    requested URL, at most max_posts each, and every item either a post or counted."""
+    harvest = collect_posts(items, profile_urls, max_posts=max_posts)
+
+    assert set(harvest.posts) == set(profile_urls)
+    assert all(len(posts) <= max_posts for posts in harvest.posts.values())
+    for found in harvest.posts.values():
+        for one in found:
+            assert one.url and one.text and isinstance(one.author_profile_url, str)
+            assert one.reactions >= 0 and one.comments >= 0
+    kept = sum(len(posts) for posts in harvest.posts.values())
+    assert kept + sum(harvest.skipped.values()) <= len(items)
+
+
+@given(url=_URLISH)
+def test_profile_key__never_raises(url: str) -> None:
+    """Any text gives a key or None (a URL that cannot be parsed), never an exception."""
+    key = apify.profile_key(url)
+    assert key is None or isinstance(key, str)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from fakes.fake_ai import Answer, default_score
 from fakes.fake_airtable import parse_formula
 from fakes.server import Response
+from harness.waiting import wait_for
 from smart_resume.core.errors import ConfigurationError, PermanentError, TransientError
 from smart_resume.integrations.airtable_fields import ClientsTable, LeadsTable, ScoringStatus
 from smart_resume.integrations.verdicts import Reason, Rejection, Verdict
@@ -154,8 +156,8 @@ def test_lead_scoring__each_kind_of_ai_answer(
     assert outcome == expected
 
 
-def test_lead_scoring__5xx_is_retried_before_the_lead_fails(env: TaskEnv) -> None:
-    """A 500 answer is retried by the shared policy, then the lead fails with ai_unavailable."""
+def test_lead_scoring__5xx_is_retried_then_the_lead_is_left_to_be_scored(env: TaskEnv) -> None:
+    """A 500 answer is retried by the shared policy; an outage is no verdict: nothing is written."""
     env.add_leads([lead(1)])
     env.ai.script(profile_url(1), Answer.HTTP_500)
 
@@ -163,6 +165,8 @@ def test_lead_scoring__5xx_is_retried_before_the_lead_fails(env: TaskEnv) -> Non
 
     assert env.ai.total_requests == RETRIES + 1
     assert outcome == TaskOutcome(examined=1, failed=1)
+    assert env.leads()[profile_url(1)] == lead(1)
+    assert env.lead_writes() == []
 
 
 def test_lead_scoring__rate_limit_is_retried(env: TaskEnv) -> None:
@@ -178,17 +182,20 @@ def test_lead_scoring__rate_limit_is_retried(env: TaskEnv) -> None:
     assert env.ai.total_requests == RETRIES + 1
 
 
-def test_lead_scoring__timeout_fails_the_lead_only(env: TaskEnv) -> None:
-    """A request that outlives the read timeout is not resent; the lead fails with ai_no_answer."""
-    env.add_leads([lead(1)])
+def test_lead_scoring__timeout_leaves_the_lead_to_be_scored(env: TaskEnv) -> None:
+    """A request that outlives the read timeout is not resent, and the lead is not marked: it is
+    scored on the next attempt."""
+    env.add_leads([lead(1), lead(2)])
     env.ai.stall_next(AI_TIMEOUT_SECONDS * 3)
 
     outcome = lead_scoring.run(env.context(concurrency=1))
 
-    assert outcome == TaskOutcome(examined=1, failed=1)
-    fields = env.leads()[profile_url(1)]
-    assert (fields[S.SCORING_STATUS], fields[S.SCORE_REASON_CODE]) == ("Failed", "ai_no_answer")
-    assert env.ai.total_requests == 1
+    assert outcome == TaskOutcome(examined=2, succeeded=1, failed=1)
+    assert statuses(env) == {profile_url(1): "To Be Scored", profile_url(2): "Scored"}
+    assert S.SCORE_REASON_CODE not in env.leads()[profile_url(1)]
+    assert env.ai.total_requests == 2
+
+    assert lead_scoring.run(env.context()) == TaskOutcome(examined=1, succeeded=1)
 
 
 def test_lead_scoring__html_page_fails_the_task(env: TaskEnv) -> None:
@@ -228,20 +235,19 @@ def test_lead_scoring__wrong_key_is_redacted(env: TaskEnv) -> None:
 
 
 def test_lead_scoring__endpoint_down_stops_the_task(env: TaskEnv) -> None:
-    """An AI outage fails a few leads, then stops the task instead of failing every lead."""
+    """An AI outage stops the task after a few leads, and marks none of them: all stay to score."""
     env.add_leads([lead(n) for n in range(1, 13)])
     env.ai.fail_next(Response.json({"error": {"message": "down"}}, 503), times=1000)
 
     with pytest.raises(TransientError, match=f"{MAX_CONSECUTIVE_FAILURES} leads in a row"):
         lead_scoring.run(env.context(concurrency=1))
 
-    counts = sorted(str(status) for status in statuses(env).values())
-    assert counts.count("Failed") == MAX_CONSECUTIVE_FAILURES
-    assert counts.count("To Be Scored") == 12 - MAX_CONSECUTIVE_FAILURES
+    assert set(statuses(env).values()) == {"To Be Scored"}
+    assert env.lead_writes() == []
 
 
 def test_lead_scoring__rerun_does_no_work_twice(env: TaskEnv) -> None:
-    """A second run asks the AI nothing and writes nothing, whatever the first run's outcomes."""
+    """A second run asks the AI only about the lead that got no answer, and writes nothing."""
     env.add_leads([lead(n) for n in range(1, 16)])
     env.ai.script(profile_url(3), Answer.REFUSAL)
     env.ai.script(profile_url(4), Answer.HTTP_500)
@@ -251,8 +257,8 @@ def test_lead_scoring__rerun_does_no_work_twice(env: TaskEnv) -> None:
     second = lead_scoring.run(env.context())
 
     assert (first.examined, first.succeeded, first.failed) == (15, 13, 1)
-    assert second == TaskOutcome()
-    assert (env.ai.total_requests, len(env.lead_writes())) == (ai_calls, writes)
+    assert second == TaskOutcome(examined=1, failed=1)
+    assert (env.ai.total_requests, len(env.lead_writes())) == (ai_calls + RETRIES + 1, writes)
 
 
 def test_lead_scoring__honours_the_limit(env: TaskEnv) -> None:
@@ -319,6 +325,37 @@ def test_lead_scoring__cancelled_task_asks_nothing(env: TaskEnv) -> None:
     assert lead_scoring.run(ctx) == TaskOutcome()
     assert env.ai.total_requests == 0
     assert env.lead_writes() == []
+
+
+def test_lead_scoring__cancel_writes_judged_leads_without_waiting_for_calls_in_flight(
+    env: TaskEnv, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Asked to stop while an AI call hangs, the task writes the leads it already judged (still
+    buffered, fewer than a batch) and returns without waiting; the lead whose answer never came
+    stays to be scored."""
+    ids = env.add_leads([lead(n) for n in range(1, 5)])
+    for n in (1, 2, 3):
+        env.ai.script(profile_url(n), Answer.REFUSAL)  # logged as each is consumed
+    env.ai.slow_down(profile_url(4), 8)  # far past any wrap-up
+    ctx = env.context(concurrency=2, ai_timeout_seconds=60)
+    outcomes: list[TaskOutcome] = []
+    worker = threading.Thread(target=lambda: outcomes.append(lead_scoring.run(ctx)))
+    worker.start()
+
+    def consumed() -> set[str]:
+        return {i for i in ids[:3] for r in caplog.records if f"lead {i} not judged" in r.message}
+
+    wait_for(lambda: len(consumed()) == 3, timeout=10, what="three refusals consumed")
+    assert env.ai.in_flight == 1 and env.lead_writes() == []
+    ctx.cancelled.set()
+    worker.join(4)
+
+    assert not worker.is_alive(), "the task waited for the hanging AI call"
+    assert statuses(env) == {
+        **{profile_url(n): "Skipped" for n in (1, 2, 3)},
+        profile_url(4): "To Be Scored",
+    }
+    assert outcomes == [TaskOutcome(examined=3, skipped={Reason.AI_REFUSAL: 3})]
 
 
 def test_lead_scoring__missing_criteria_fails_only_with_work(env: TaskEnv) -> None:

@@ -203,6 +203,44 @@ def test_map_bounded__raises_the_error_of_a_call() -> None:
     assert max(called) < 10
 
 
+def test_map_bounded__yields_the_running_calls_before_raising_an_error() -> None:
+    """A call that fails stops further starts, but calls already running are still yielded (their
+    work was done, e.g. paid for) before the error is raised."""
+    release = threading.Event()
+    results: list[int] = []
+
+    def call(n: int) -> int:
+        if n == 0:
+            release.wait(5)
+            return n
+        release.set()
+        raise ValueError("bad item")
+
+    with pytest.raises(ValueError, match="bad item"):
+        for n, _ in map_bounded(call, range(2), concurrency=2, cancelled=threading.Event()):
+            results.append(n)
+    assert results == [0]
+
+
+def test_map_bounded__can_leave_running_calls_unwaited_once_cancelled() -> None:
+    """With finish_running=False, cancellation ends the iteration at once: what is done is
+    yielded, a call still running is not waited for."""
+    cancelled, release = threading.Event(), threading.Event()
+
+    def call(n: int) -> int:
+        if n == 1:
+            cancelled.set()
+            release.wait(5)  # hangs until the test is over
+        return n
+
+    results = map_bounded(call, range(2), concurrency=2, cancelled=cancelled, finish_running=False)
+    try:
+        assert [n for n, _ in results] == [0]
+        assert not release.is_set()
+    finally:
+        release.set()
+
+
 def test_map_bounded__rejects_concurrency_below_one() -> None:
     """Concurrency 0 is a programming error, reported before anything runs."""
     with pytest.raises(ValueError, match="at least 1"):
@@ -213,17 +251,21 @@ def test_map_bounded__rejects_concurrency_below_one() -> None:
 
 
 @pytest.mark.parametrize(
-    ("error", "code"),
+    ("error", "code", "transient"),
     [
-        (TransientError("read timed out", service="ai"), "ai_no_answer"),
-        (TransientError("HTTP 503", service="ai", status=503), "ai_unavailable"),
-        (TransientError("HTTP 429", service="ai", status=429), "ai_unavailable"),
-        (PermanentError("context too long", service="ai", status=400), "ai_bad_request"),
+        (TransientError("read timed out", service="ai"), "ai_no_answer", True),
+        (TransientError("HTTP 503", service="ai", status=503), "ai_unavailable", True),
+        (TransientError("HTTP 429", service="ai", status=429), "ai_unavailable", True),
+        (PermanentError("context too long", service="ai", status=400), "ai_bad_request", False),
     ],
 )
-def test_judge__failure_for_one_lead_becomes_a_value(error: Exception, code: str) -> None:
-    """Timeouts, 5xx/429 after the retries and a rejected request fail only this lead."""
-    assert judge(StubAI(error), PROMPT) == Failure(code, str(error))  # type: ignore[arg-type]
+def test_judge__failure_for_one_lead_becomes_a_value(
+    error: Exception, code: str, transient: bool
+) -> None:
+    """Timeouts, 5xx/429 after the retries (no answer: transient) and a rejected request (a
+    verdict on this prompt) fail only this lead."""
+    expected = Failure(code, str(error), transient=transient)
+    assert judge(StubAI(error), PROMPT) == expected  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("status", [401, 403, 404, 200])

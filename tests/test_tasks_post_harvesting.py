@@ -5,14 +5,16 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from fakes.fake_airtable import parse_formula
-from fakes.fake_apify import LOGIN_PAGE, RUN_FAILED, RUN_TIMEOUT
+from fakes.fake_apify import LOGIN_PAGE
 from fakes.server import Response
+from harness.waiting import wait_for
 from smart_resume.core.errors import PermanentError, TransientError
 from smart_resume.integrations.airtable_fields import LeadsTable
 from smart_resume.tasks import post_harvesting
@@ -38,7 +40,14 @@ def ago(days: float) -> str:
 
 def apify_runs(env: TaskEnv) -> list[list[str]]:
     """The profile URLs of each actor run, in order."""
-    return [request.json()["urls"] for request in env.apify.requests]
+    return env.apify.started_runs
+
+
+def run_starts(env: TaskEnv) -> int:
+    return sum(n for key, n in env.apify.request_counts.items() if key.endswith("/runs"))
+
+
+SERVER_ERROR = Response.json({"error": {"type": "server-error"}}, 502)
 
 
 # -- pure ---------------------------------------------------------------------------------------
@@ -117,6 +126,27 @@ def test_harvest_failed_fields__failed_and_checked() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    ("leads", "runs_at_once", "sizes"),
+    [
+        (0, 4, []),
+        (1, 4, [1]),
+        (3, 4, [1, 1, 1]),
+        (14, 4, [4, 4, 3, 3]),
+        (23, 1, [8, 8, 7]),
+        (100, 8, [7, 7, 7, 7] + [6] * 12),
+        (100, 4, [9] * 4 + [8] * 8),
+    ],
+)
+def test_run_sizes__even_runs_of_at_most_ten_in_full_rounds(
+    leads: int, runs_at_once: int, sizes: list[int]
+) -> None:
+    """Profiles are split into runs of at most 10 whose sizes differ by one at most, in whole
+    rounds of `runs_at_once` runs where there are enough profiles."""
+    assert post_harvesting.run_sizes(leads, runs_at_once=runs_at_once) == sizes
+    assert sum(sizes) == leads
+
+
 # -- against the fakes --------------------------------------------------------------------------
 
 
@@ -135,7 +165,7 @@ def test_post_harvesting__harvests_due_leads_only(env: TaskEnv) -> None:
         env.apify.set_posts(profile_url(n), [post(n, 1), post(n, 2), post(n, 3)])
     before = env.leads()
 
-    outcome = post_harvesting.run(env.context())
+    outcome = post_harvesting.run(env.context(run_concurrency=1))
 
     assert outcome == TaskOutcome(examined=3, succeeded=3)
     after = env.leads()
@@ -152,40 +182,128 @@ def test_post_harvesting__harvests_due_leads_only(env: TaskEnv) -> None:
 
 
 def test_post_harvesting__runs_the_actor_in_batches(env: TaskEnv) -> None:
-    """23 due leads take three actor runs (10, 10, 3 profiles) and three writes."""
+    """23 due leads one run at a time take three actor runs (8, 8, 7) and three writes (10, 10,
+    3)."""
     env.add_leads([lead(n) for n in range(1, 24)])
 
-    outcome = post_harvesting.run(env.context())
+    outcome = post_harvesting.run(env.context(run_concurrency=1))
 
     assert outcome.succeeded == 23
-    assert [len(urls) for urls in apify_runs(env)] == [10, 10, 3]
+    assert [len(urls) for urls in apify_runs(env)] == [8, 8, 7]
     assert [len(w.json()["records"]) for w in env.lead_writes()] == [10, 10, 3]
+    assert env.apify.max_concurrent_runs == 1
+
+
+def test_post_harvesting__runs_in_flight_are_bounded_by_run_concurrency(env: TaskEnv) -> None:
+    """80 due leads with 4 runs at once: 8 runs of 10, exactly 4 of them running together."""
+    env.add_leads([lead(n) for n in range(1, 81)])
+    env.apify.seconds_per_profile = 0.02
+
+    outcome = post_harvesting.run(env.context(run_concurrency=4))
+
+    assert outcome == TaskOutcome(examined=80, succeeded=80)
+    assert sorted(len(urls) for urls in apify_runs(env)) == [10] * 8
+    assert env.apify.max_concurrent_runs == 4
+    assert sorted(u for urls in apify_runs(env) for u in urls) == [
+        profile_url(n) for n in range(1, 81)
+    ]
 
 
 def test_post_harvesting__run_timeout_halves_the_batch(env: TaskEnv) -> None:
-    """A 408 (the run outlived Apify's wait) is retried as two smaller runs."""
+    """A run that timed out at Apify is retried as two runs of half its profiles."""
     env.add_leads([lead(n) for n in range(1, 5)])
     env.apify.set_posts(profile_url(4), [post(4, 1)])
-    env.apify.fail_next(RUN_TIMEOUT)
+    env.apify.end_next_runs("TIMED-OUT")
 
-    outcome = post_harvesting.run(env.context())
+    outcome = post_harvesting.run(env.context(run_concurrency=1))
 
     assert outcome == TaskOutcome(examined=4, succeeded=4)
     assert [len(urls) for urls in apify_runs(env)] == [4, 2, 2]
     assert env.leads()[profile_url(4)][S.POSTS_HARVESTED_COUNT] == 1
 
 
+def test_post_harvesting__408_on_a_poll_aborts_the_run_and_halves_it(env: TaskEnv) -> None:
+    """A 408 while waiting (the run may go on) aborts the run; its profiles go again in halves."""
+    env.add_leads([lead(1), lead(2)])
+    env.apify.set_profile_seconds(profile_url(2), 0.5)  # still running when the 408 comes
+    timeout = Response.json({"error": {"type": "timeout", "message": "Request timed out"}}, 408)
+    env.apify.fail_next(timeout, path_contains="/actor-runs/")
+
+    outcome = post_harvesting.run(env.context(run_concurrency=1))
+
+    assert outcome == TaskOutcome(examined=2, succeeded=2)
+    assert apify_runs(env) == [[profile_url(1), profile_url(2)], [profile_url(1)], [profile_url(2)]]
+    assert env.apify.aborted_runs == ["FakeRun00001"]
+
+
 def test_post_harvesting__single_profile_timeout_fails_that_lead(env: TaskEnv) -> None:
     """A profile that times out even alone is Failed and checked; the other lead is harvested."""
     env.add_leads([lead(1), lead(2)])
-    env.apify.fail_next(RUN_TIMEOUT, times=2)  # both together, then lead 1 alone
+    env.apify.end_next_runs("TIMED-OUT", times=2)  # both together, then lead 1 alone
 
-    outcome = post_harvesting.run(env.context())
+    outcome = post_harvesting.run(env.context(run_concurrency=1))
 
     assert outcome == TaskOutcome(examined=2, succeeded=1, failed=1)
     failed, done = env.leads()[profile_url(1)], env.leads()[profile_url(2)]
     assert failed[S.POSTS_HARVEST_STATUS] == "Failed" and failed[S.LAST_POST_CHECK_AT]
     assert done[S.POSTS_HARVEST_STATUS] == "Done"
+
+
+def test_post_harvesting__cancel_aborts_runs_in_flight_and_writes_finished_ones(
+    env: TaskEnv,
+) -> None:
+    """Asked to stop, the task aborts the run still going (its lead stays due) and writes the
+    run that finished (paid for) before it returns."""
+    env.add_leads([lead(1), lead(2)])
+    env.apify.set_posts(profile_url(1), [post(1, 1)])
+    env.apify.set_profile_seconds(profile_url(2), 60)
+    ctx = env.context(run_concurrency=2)
+    outcomes: list[TaskOutcome] = []
+    worker = threading.Thread(target=lambda: outcomes.append(post_harvesting.run(ctx)))
+    worker.start()
+    wait_for(
+        lambda: any("/datasets/" in key for key in env.apify.request_counts),
+        timeout=10,
+        what="the short run's items fetched",
+    )
+
+    ctx.cancelled.set()
+    worker.join(5)
+
+    assert not worker.is_alive()
+    assert outcomes == [TaskOutcome(examined=1, succeeded=1)]
+    assert env.leads()[profile_url(1)][S.POSTS_HARVESTED_COUNT] == 1
+    assert S.LAST_POST_CHECK_AT not in env.leads()[profile_url(2)]
+    long_run = next(run.id for run in env.apify.runs.values() if run.urls == [profile_url(2)])
+    assert env.apify.aborted_runs == [long_run]
+
+
+def test_post_harvesting__invalid_profile_url_is_a_per_lead_reason(env: TaskEnv) -> None:
+    """A LinkedIn Profile URL that cannot be parsed is never sent to Apify and never crashes the
+    task: that lead is Failed under linkedin_url_invalid, the others are harvested."""
+    bad = "https://www.linkedin.com]/in/x"
+    env.add_leads([lead(1), lead(2, **{S.LINKEDIN_PROFILE_URL: bad})])
+
+    outcome = post_harvesting.run(env.context())
+
+    expected = TaskOutcome(examined=2, succeeded=1)
+    expected.skip(post_harvesting.INVALID_PROFILE_URL)
+    assert outcome == expected
+    assert apify_runs(env) == [[profile_url(1)]]
+    assert env.leads()[bad][S.POSTS_HARVEST_STATUS] == "Failed"
+
+
+def test_post_harvesting__malformed_urls_in_items_never_crash(env: TaskEnv) -> None:
+    """Items whose URLs cannot be parsed are counted as unusable; the run's other posts count."""
+    env.add_leads([lead(1), lead(2)])
+    env.apify.set_posts(profile_url(1), [post(1, 1)])
+    broken = {"url": "https://www.linkedin.com]/posts/x", "text": "t", "inputUrl": "http://[x/in"}
+    env.apify.set_extra_items(profile_url(2), [broken])
+
+    outcome = post_harvesting.run(env.context(run_concurrency=1))
+
+    assert (outcome.succeeded, outcome.skipped) == (2, {"apify_item_unattributed": 1})
+    assert env.leads()[profile_url(1)][S.POSTS_HARVESTED_COUNT] == 1
 
 
 def test_post_harvesting__html_page_fails_the_task(env: TaskEnv) -> None:
@@ -214,41 +332,56 @@ def test_post_harvesting__auth_error_is_not_retried(env: TaskEnv, status: int) -
 
 
 def test_post_harvesting__failed_actor_run_fails_the_task(env: TaskEnv) -> None:
-    """A run that did not succeed (400 run-failed) fails the task with Apify's message."""
+    """A run that ended FAILED fails the task naming the run."""
     env.add_leads([lead(1)])
-    env.apify.fail_next(RUN_FAILED)
+    env.apify.end_next_runs("FAILED")
 
-    with pytest.raises(PermanentError, match="HTTP 400.*run-failed"):
+    with pytest.raises(PermanentError, match="actor run FakeRun00001 ended FAILED"):
         post_harvesting.run(env.context())
 
 
-def test_post_harvesting__transient_5xx_is_retried(env: TaskEnv) -> None:
-    """Two 503s are retried by the shared policy and the harvest succeeds."""
+def test_post_harvesting__transient_5xx_on_a_poll_is_retried(env: TaskEnv) -> None:
+    """Two 503s to a poll (a GET, safe to resend) are retried and the harvest succeeds."""
     env.add_leads([lead(1)])
-    env.apify.fail_next(Response.json({"error": {"type": "server-error"}}, 503), times=2)
+    env.apify.fail_next(SERVER_ERROR, times=2, path_contains="/actor-runs/")
 
     assert post_harvesting.run(env.context()).succeeded == 1
-    assert env.apify.total_requests == 3
+    assert run_starts(env) == 1
 
 
-def test_post_harvesting__rate_limit_is_retried(env: TaskEnv) -> None:
-    """A 429 from Apify is resent and the harvest succeeds."""
+def test_post_harvesting__rate_limited_start_is_resent(env: TaskEnv) -> None:
+    """A 429 to a run start started nothing: it is resent and the harvest succeeds."""
     env.add_leads([lead(1)])
     env.apify.fail_next(Response.json({"error": {"type": "rate-limit-exceeded"}}, 429))
 
     assert post_harvesting.run(env.context()).succeeded == 1
-    assert env.apify.total_requests == 2
+    assert run_starts(env) == 2 and len(apify_runs(env)) == 1
 
 
-def test_post_harvesting__persistent_5xx_fails_the_task(env: TaskEnv) -> None:
-    """A 5xx that outlasts the retries fails the task; the lead stays due."""
+def test_post_harvesting__5xx_to_a_run_start_is_not_resent(env: TaskEnv) -> None:
+    """A 5xx to a run start may have started (and billed) the run: it is not resent; the task
+    fails with the lead still due."""
     env.add_leads([lead(1)])
-    env.apify.fail_next(Response.json({"error": {"type": "server-error"}}, 502), times=10)
+    env.apify.fail_next(SERVER_ERROR, times=10, path_contains="/runs")
 
     with pytest.raises(TransientError, match="HTTP 502"):
         post_harvesting.run(env.context())
 
-    assert env.apify.total_requests == RETRIES + 1
+    assert run_starts(env) == 1
+    assert S.LAST_POST_CHECK_AT not in env.leads()[profile_url(1)]
+
+
+def test_post_harvesting__persistent_5xx_on_a_poll_aborts_the_run(env: TaskEnv) -> None:
+    """A poll that still fails after the retries fails the task, and the run it no longer waits
+    for is aborted; the lead stays due."""
+    env.add_leads([lead(1)])
+    env.apify.set_profile_seconds(profile_url(1), 30)
+    env.apify.fail_next(SERVER_ERROR, times=RETRIES + 1, path_contains="/actor-runs/")
+
+    with pytest.raises(TransientError, match="HTTP 502"):
+        post_harvesting.run(env.context())
+
+    assert env.apify.aborted_runs == ["FakeRun00001"]
     assert S.LAST_POST_CHECK_AT not in env.leads()[profile_url(1)]
 
 
@@ -256,11 +389,11 @@ def test_post_harvesting__rerun_does_no_work_twice(env: TaskEnv) -> None:
     """A second run calls Apify for nothing and writes nothing."""
     env.add_leads([lead(n) for n in range(1, 13)])
     env.apify.set_posts(profile_url(1), [post(1, 1)])
-    post_harvesting.run(env.context())
-    runs, writes = env.apify.total_requests, len(env.lead_writes())
+    post_harvesting.run(env.context(run_concurrency=1))
+    runs, writes = len(apify_runs(env)), len(env.lead_writes())
 
     assert post_harvesting.run(env.context()) == TaskOutcome()
-    assert (env.apify.total_requests, len(env.lead_writes())) == (runs, writes) == (2, 2)
+    assert (len(apify_runs(env)), len(env.lead_writes())) == (runs, writes) == (2, 2)
 
 
 def test_post_harvesting__dry_run_writes_nothing(env: TaskEnv) -> None:
@@ -268,8 +401,8 @@ def test_post_harvesting__dry_run_writes_nothing(env: TaskEnv) -> None:
     env.add_leads([lead(1), lead(2)])
     env.apify.set_posts(profile_url(1), [post(1, 1)])
 
-    assert post_harvesting.run(env.context(dry_run=True)).succeeded == 2
-    assert env.apify.total_requests == 1
+    assert post_harvesting.run(env.context(dry_run=True, run_concurrency=1)).succeeded == 2
+    assert len(apify_runs(env)) == 1
     assert env.lead_writes() == []
 
 

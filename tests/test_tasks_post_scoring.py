@@ -20,7 +20,16 @@ from smart_resume.integrations.verdicts import Reason, Rejection, Verdict
 from smart_resume.tasks import post_harvesting, post_scoring
 from smart_resume.tasks.base import TaskOutcome
 from smart_resume.tasks.leads import Failure
-from support.task_env import AI_ANSWERS, TOPICS, TaskEnv, lead, post, profile_url, task_env
+from support.task_env import (
+    AI_ANSWERS,
+    RETRIES,
+    TOPICS,
+    TaskEnv,
+    lead,
+    post,
+    profile_url,
+    task_env,
+)
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -185,6 +194,22 @@ def test_post_scoring__each_kind_of_ai_answer(
         expected.skip(reason)
     expected.failed = int(status == "Failed")
     assert outcome == expected
+
+
+def test_post_scoring__ai_outage_leaves_the_posts_to_be_judged(env: TaskEnv) -> None:
+    """No answer (a 500 after the retries) is not a verdict: the lead's posts stay to be judged,
+    and the next attempt judges them."""
+    env.add_leads([harvested(n, three_posts(n)) for n in (1, 2)])
+    before = env.leads()[profile_url(1)]
+    down = Response.json({"error": {"message": "The server had an error"}}, 500)
+    env.ai.fail_next(down, times=RETRIES + 1)  # every send of the first lead's request
+
+    outcome = post_scoring.run(env.context(concurrency=1))
+
+    assert outcome == TaskOutcome(examined=2, succeeded=1, failed=1)
+    assert env.leads()[profile_url(1)] == before
+    assert post_scoring.run(env.context()) == TaskOutcome(examined=1, succeeded=1)
+    assert env.leads()[profile_url(1)][S.POSTS_RELEVANCE_STATUS] == "Scored"
 
 
 def test_post_scoring__out_of_range_post_index_is_skipped(env: TaskEnv) -> None:

@@ -92,7 +92,16 @@ class ApifySettings:
     base_url: str = "https://api.apify.com"
     actor_id: str = ""
     max_posts_per_lead: int = 10
-    timeout_seconds: float = 330.0
+    run_concurrency: int = 8
+    """Actor runs in flight at once for one client (the harvesting throughput lever). Each run
+    holds actor memory: keep runs x the actor's memory within the account's memory quota."""
+    run_timeout_seconds: int = 300
+    """Apify stops a run after this long; its profiles are then tried again in halves."""
+    wait_seconds: int = 5
+    """How long one poll of a run may be held (Apify allows 60): also the longest a task that is
+    asked to stop takes to abort its runs."""
+    timeout_seconds: float = 30.0
+    """Read timeout of each Apify request, on top of a poll's hold."""
 
 
 @dataclasses.dataclass(frozen=True)

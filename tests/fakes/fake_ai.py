@@ -17,6 +17,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler
 from typing import Any, assert_never
 
@@ -64,12 +65,23 @@ class FakeAI(FakeService):
         self.max_in_flight = 0
         self._in_flight = 0
         self._scripts: list[tuple[str, Answer | int]] = []
+        self._slow: list[tuple[str, float]] = []
         self._state_lock = threading.Lock()
 
     def script(self, match: str, kind: Answer | int) -> None:
         """Answer every request whose messages contain ``match`` with ``kind``; first match wins."""
         with self._state_lock:
             self._scripts.append((match, kind))
+
+    def slow_down(self, match: str, seconds: float) -> None:
+        """Answer every request whose messages contain ``match`` only after ``seconds``."""
+        with self._state_lock:
+            self._slow.append((match, seconds))
+
+    @property
+    def in_flight(self) -> int:
+        with self._state_lock:
+            return self._in_flight
 
     def handle(self, request: Request) -> Response:
         if request.method != "POST" or request.path != _PATH:
@@ -82,6 +94,9 @@ class FakeAI(FakeService):
         conversation = "\n".join(str(message.get("content")) for message in messages)
         user = next((m.get("content", "") for m in messages if m.get("role") == "user"), "")
         verdict = _default_verdict(user)
+        with self._state_lock:
+            delay = sum(seconds for match, seconds in self._slow if match in conversation)
+        time.sleep(delay)
         return _answer(self._kind_for(conversation), verdict)
 
     def _kind_for(self, conversation: str) -> Answer | int | None:

@@ -499,8 +499,9 @@ class _Snapshot:
 class FakeAirtable(FakeService):
     """A local Airtable: ``add_table``/``add_records`` to set it up, ``records`` to assert on.
 
-    With ``enforce_rate_limit`` a base that already had 5 requests in the last second answers
-    429 (``rate_limited_requests`` counts those answers). Set-up helpers bypass HTTP and limits.
+    With ``enforce_rate_limit`` a base that already had ``requests_per_second`` (Airtable's 5)
+    requests in the last second answers 429 (``rate_limited_requests`` counts those answers).
+    Set-up helpers bypass HTTP and limits.
 
     Example:
         >>> with FakeAirtable() as fake:
@@ -515,12 +516,14 @@ class FakeAirtable(FakeService):
         *,
         api_key: str = DEFAULT_API_KEY,
         enforce_rate_limit: bool = False,
+        requests_per_second: float = RATE_LIMIT_PER_SECOND,
         latency_seconds: float = 0.0,
         seed: int = 0,
     ) -> None:
         super().__init__(latency_seconds=latency_seconds)
         self.api_key = api_key
         self.enforce_rate_limit = enforce_rate_limit
+        self.requests_per_second = requests_per_second
         self.rate_limited_requests = 0
         self._bases: dict[str, dict[str, _Table]] = {}
         self._snapshots: dict[str, _Snapshot] = {}
@@ -602,7 +605,7 @@ class FakeAirtable(FakeService):
             arrivals = self._arrivals.setdefault(base_id, collections.deque())
             while arrivals and arrivals[0] <= now - 1.0:
                 arrivals.popleft()
-            if len(arrivals) >= RATE_LIMIT_PER_SECOND:
+            if len(arrivals) >= self.requests_per_second:
                 self.rate_limited_requests += 1
                 return True
             arrivals.append(now)

@@ -66,6 +66,8 @@ class FakeService:
 
     def __init__(self, *, latency_seconds: float = 0.0) -> None:
         self.latency_seconds = latency_seconds
+        self.keep_requests = True
+        """False: requests are counted, not kept (for long benchmarks)."""
         self.request_counts: collections.Counter[str] = collections.Counter()
         self.requests: list[Request] = []
         self._faults: list[_Fault] = []
@@ -166,7 +168,8 @@ class FakeService:
         )
         with self._lock:
             self.request_counts[f"{request.method} {request.path}"] += 1
-            self.requests.append(request)
+            if self.keep_requests:
+                self.requests.append(request)
         fault = self._take_fault(request.path)
         delay = self.latency_seconds + (fault.delay_seconds if fault else 0.0)
         if delay:

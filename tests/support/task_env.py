@@ -47,9 +47,9 @@ AI_ANSWERS: list[tuple[Answer, ScoringStatus, str]] = [
     (Answer.GARBAGE, ScoringStatus.SKIPPED, Reason.AI_NO_JSON),
     (Answer.MISSING_SCORE, ScoringStatus.SKIPPED, Reason.AI_MISSING_SCORE),
     (Answer.OUT_OF_RANGE, ScoringStatus.SKIPPED, Reason.AI_SCORE_OUT_OF_RANGE),
-    (Answer.HTTP_500, ScoringStatus.FAILED, "ai_unavailable"),
 ]
-"""Each kind of AI answer for one lead: the status it leaves and the reason code it counts."""
+"""Each kind of AI answer for one lead: the status it leaves and the reason code it counts. (No
+answer at all, e.g. ``Answer.HTTP_500``, leaves the lead as it was: see the outage tests.)"""
 
 
 def profile_url(n: int) -> str:
@@ -122,6 +122,8 @@ class TaskEnv:
         self,
         *,
         concurrency: int = 4,
+        run_concurrency: int = 4,
+        ai_timeout_seconds: float = AI_TIMEOUT_SECONDS,
         lead_scoring_limit: int | None = None,
         dry_run: bool = False,
         cancelled: threading.Event | None = None,
@@ -140,13 +142,15 @@ class TaskEnv:
                 base_url=f"{self.ai.url}/v1",
                 model="fake-model",
                 concurrency=concurrency,
-                timeout_seconds=AI_TIMEOUT_SECONDS,
+                timeout_seconds=ai_timeout_seconds,
             ),
             apify=ApifySettings(
                 token=Secret(fake_apify.DEFAULT_TOKEN),
                 base_url=self.apify.url,
                 actor_id=fake_apify.DEFAULT_ACTOR,
                 max_posts_per_lead=5,
+                run_concurrency=run_concurrency,
+                wait_seconds=1,
                 timeout_seconds=2.0,
             ),
         )

@@ -146,7 +146,26 @@ class AirtableGateway:
         fields: Sequence[str] | None = None,
         max_records: int | None = None,
     ) -> list[RecordDict]:
-        """Every record matching ``formula``, following pagination (100 records per page).
+        """Every record matching ``formula``, following pagination (see ``pages``)."""
+        return [
+            record
+            for page in self.pages(
+                base_id, table, formula=formula, fields=fields, max_records=max_records
+            )
+            for record in page
+        ]
+
+    def pages(
+        self,
+        base_id: str,
+        table: str,
+        *,
+        formula: Formula,
+        fields: Sequence[str] | None = None,
+        max_records: int | None = None,
+    ) -> Iterator[list[RecordDict]]:
+        """The records matching ``formula``, one page (up to 100) at a time, each page fetched
+        only when the previous one has been consumed, so memory does not grow with the table.
 
         Args:
             formula: built with ``pyairtable.formulas`` (``match``, ``EQ``, ``AND``, ...).
@@ -158,8 +177,15 @@ class AirtableGateway:
             options["fields"] = list(fields)
         if max_records is not None:
             options["max_records"] = max_records
-        with self._mapped_errors(f"select from {table} in {base_id}"):
-            return self._api.table(base_id, table).all(**options)
+        action = f"select from {table} in {base_id}"
+        with self._mapped_errors(action):
+            pages = self._api.table(base_id, table).iterate(**options)
+        while True:
+            with self._mapped_errors(action):
+                page = next(pages, None)
+            if page is None:
+                return
+            yield page
 
     def batch_update(
         self, base_id: str, table: str, updates: Sequence[UpdateRecordDict]

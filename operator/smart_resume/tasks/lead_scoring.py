@@ -6,10 +6,12 @@ leaves that set, whatever the outcome, so a rerun or resumed run never asks twic
 
 - a verdict -> Scored, with AI Score, AI Assessment and Date Scored;
 - an unusable answer (refusal, truncation, no JSON, missing or out-of-range score) -> Skipped;
-- no answer (5xx after retries, timeout, a rejected request) -> Failed;
+- a request the endpoint rejects for this lead (400/413/422) -> Failed;
 
-the last two with the reason code in Score Reason Code. To retry Skipped or Failed leads, set them
-back to "To Be Scored". ``leadScoringLimit`` caps the leads selected per run (oldest first).
+the last two with the reason code in Score Reason Code. No answer at all (5xx or 429 after the
+retries, a timeout, a dropped connection) is not a verdict: the lead is left as it was and scored
+on the next attempt. To retry Skipped or Failed leads, set them back to "To Be Scored".
+``leadScoringLimit`` caps the leads selected per run (oldest first).
 
 This module deliberately does not retry a lead within a run (the HTTP retry policy already did),
 and does not score leads of other clients: one client, one base, per call.
@@ -18,6 +20,7 @@ and does not score leads of other clients: one client, one base, per call.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from typing import Final
 
 from pyairtable.formulas import AND, EQ, OR, Field, Formula
@@ -33,7 +36,8 @@ from smart_resume.tasks.leads import (
     client_text,
     is_blank,
     judge_leads,
-    select_leads,
+    lead_pages,
+    nonempty,
 )
 
 __all__ = ["PROFILE_FIELDS", "needs_scoring", "run", "scoring_fields"]
@@ -79,11 +83,12 @@ def run(ctx: TaskContext) -> TaskOutcome:
     outcome = TaskOutcome()
     if ctx.lead_scoring_limit == 0:
         return outcome
-    leads = select_leads(ctx, needs_scoring(), PROFILE_FIELDS, limit=ctx.lead_scoring_limit)
-    if not leads:
+    pages = lead_pages(ctx, needs_scoring(), PROFILE_FIELDS, limit=ctx.lead_scoring_limit)
+    leads = nonempty(itertools.chain.from_iterable(pages))
+    if leads is None:
         return outcome
     criteria = client_text(ctx.client, ClientsTable.SCORING_CRITERIA)
-    prompts = [(lead, lead_scoring_prompt(criteria, lead["fields"])) for lead in leads]
+    prompts = ((lead, lead_scoring_prompt(criteria, lead["fields"])) for lead in leads)
     today = dt.datetime.now(dt.UTC).date()
     with LeadWriter(ctx) as writer:
         judge_leads(

@@ -1,14 +1,17 @@
 """What the three lead tasks share: selecting leads, writing them back in batches, judging them.
 
-- ``select_leads``: the client's Leads records that match a formula, with only the fields a task
-  reads; ``is_blank`` builds the one emptiness test those formulas need.
+- ``lead_pages``: the client's Leads records that match a formula, with only the fields a task
+  reads, one page at a time (a client's memory does not grow with its leads); ``nonempty``
+  tells whether there are any; ``is_blank`` builds the one emptiness test those formulas need.
 - ``LeadWriter``: buffers updates and sends each 10 as one request (Airtable's maximum), so a
   task that is cut off loses at most one unsent batch; in a dry run it sends nothing.
 - ``map_bounded``: runs a function over items on at most N threads and yields results as they
-  complete; it stops taking new items once the task is cancelled.
+  complete; it stops taking new items once the task is cancelled or a call failed.
 - ``judge_leads``: the loop both AI tasks run: prompts out with bounded concurrency, judgements
-  counted into the ``TaskOutcome`` and written back. ``judge`` turns the AI endpoint's failures
-  for one lead into a ``Failure`` value, and raises only for failures of the whole task.
+  counted into the ``TaskOutcome`` and written back, except when the AI gave no answer (an
+  outage is not a verdict: the lead stays selected for the next attempt). ``judge`` turns the AI
+  endpoint's failures for one lead into a ``Failure`` value, and raises only for failures of the
+  whole task.
 
 Deliberately not here: which leads a task selects, which fields it writes (each task module's
 pure functions) and any HTTP detail (the adapters in ``integrations``).
@@ -21,7 +24,7 @@ import contextlib
 import dataclasses
 import itertools
 import threading
-from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar
 
@@ -53,8 +56,9 @@ __all__ = [
     "is_blank",
     "judge",
     "judge_leads",
+    "lead_pages",
     "map_bounded",
-    "select_leads",
+    "nonempty",
 ]
 
 Lead: TypeAlias = RecordDict
@@ -67,6 +71,8 @@ MAX_CONSECUTIVE_FAILURES: Final = 5
 marking every remaining lead Failed during an outage."""
 PER_LEAD_STATUSES: Final = frozenset({400, 413, 422})
 """AI answers that reject one request (e.g. a prompt too long) rather than the whole task."""
+CANCEL_POLL_SECONDS: Final = 0.1
+"""How often ``map_bounded`` looks at the cancel event while calls are running."""
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -76,13 +82,15 @@ _R = TypeVar("_R")
 class Failure:
     """A lead that could not be judged, unlike a ``Rejection`` of an answer the AI did give.
 
-    Codes from ``judge``: ``ai_unavailable`` (429/5xx after the retries), ``ai_no_answer``
-    (timeout or dropped connection), ``ai_bad_request`` (400/413/422 for this lead's prompt).
-    A task may add its own, e.g. post scoring's unreadable posts.
+    Codes from ``judge``: ``ai_unavailable`` (429/5xx after the retries) and ``ai_no_answer``
+    (timeout or dropped connection), both ``transient``; ``ai_bad_request`` (400/413/422 for
+    this lead's prompt). A task may add its own, e.g. post scoring's unreadable posts.
     """
 
     code: str
     detail: str
+    transient: bool = False
+    """No answer this time (an outage): not a verdict, so nothing is written for the lead."""
 
 
 Judgement: TypeAlias = Verdict | Rejection | Failure
@@ -101,22 +109,31 @@ def is_blank(name: str) -> Formula:
     return EQ(LEN(Formula(f"{field_name(name)}&''")), 0)
 
 
-def select_leads(
+def lead_pages(
     ctx: TaskContext, formula: Formula, fields: Sequence[str], *, limit: int | None = None
-) -> list[Lead]:
-    """The client's Leads records matching ``formula``, with only ``fields``, at most ``limit``.
+) -> Iterator[list[Lead]]:
+    """The client's Leads records matching ``formula``, with only ``fields``, at most ``limit``,
+    a page at a time; the next page is read when the previous one has been consumed.
 
     Raises:
-        ConfigurationError: the client has no Airtable base id.
+        ConfigurationError: the client has no Airtable base id (raised here, not on iteration).
     """
     if not ctx.client.base_id:
         raise ConfigurationError(
             f"client {ctx.client.client_id}: {ClientsTable.AIRTABLE_BASE_ID!r} is empty"
         )
     airtable: AirtableGateway = ctx.services.airtable
-    return airtable.select(
+    return airtable.pages(
         ctx.client.base_id, LeadsTable.TABLE, formula=formula, fields=fields, max_records=limit
     )
+
+
+def nonempty(items: Iterable[_T]) -> Iterator[_T] | None:
+    """An iterator over ``items``, or None when there are none (reads only the first item)."""
+    remaining = iter(items)
+    for first in remaining:
+        return itertools.chain((first,), remaining)
+    return None
 
 
 def client_text(client: Client, field: str) -> str:
@@ -187,13 +204,15 @@ def map_bounded(
     *,
     concurrency: int,
     cancelled: threading.Event,
+    finish_running: bool = True,
 ) -> Generator[tuple[_T, _R], None, None]:
     """Call ``function`` on each item on at most ``concurrency`` threads; yield in completion order.
 
-    Once ``cancelled`` is set no further item starts; calls already running finish and are
-    yielded. An exception from ``function`` is raised from the iteration (after the running
-    calls end) and nothing further starts. Close the iterator (``contextlib.closing``) when
-    leaving it early.
+    Once ``cancelled`` is set no further item starts. Calls already running then finish and are
+    yielded, or, with ``finish_running=False``, are left to end on their own threads unwaited (for
+    calls that cannot be interrupted, so that what is done can be written at once). An exception
+    from ``function`` also stops further starts; the calls still running are yielded, then the
+    first exception is raised. Close the iterator (``contextlib.closing``) when leaving it early.
 
     Raises:
         ValueError: ``concurrency`` is below 1.
@@ -202,24 +221,34 @@ def map_bounded(
         raise ValueError(f"concurrency must be at least 1, not {concurrency}")
     remaining = iter(items)
     running: dict[concurrent.futures.Future[_R], _T] = {}
-    with concurrent.futures.ThreadPoolExecutor(concurrency, thread_name_prefix="lead") as pool:
-        try:
-            while True:
-                if cancelled.is_set():
-                    _drop_queued(running)
-                else:
-                    # Twice the threads are queued, so no thread idles while the caller writes.
-                    for item in itertools.islice(remaining, 2 * concurrency - len(running)):
-                        running[pool.submit(function, item)] = item
-                if not running:
-                    return
-                done, _ = concurrent.futures.wait(
-                    running, return_when=concurrent.futures.FIRST_COMPLETED
-                )
-                for future in done:
-                    yield running.pop(future), future.result()
-        finally:
-            _drop_queued(running)
+    error: BaseException | None = None
+    pool = concurrent.futures.ThreadPoolExecutor(concurrency, thread_name_prefix="lead")
+    try:
+        while True:
+            if cancelled.is_set() or error is not None:
+                _drop_queued(running)
+                if cancelled.is_set() and not finish_running:
+                    running = {future: item for future, item in running.items() if future.done()}
+            else:
+                # Twice the threads are queued, so no thread idles while the caller writes.
+                for item in itertools.islice(remaining, 2 * concurrency - len(running)):
+                    running[pool.submit(function, item)] = item
+            if not running:
+                break
+            done, _ = concurrent.futures.wait(
+                running, timeout=CANCEL_POLL_SECONDS, return_when=concurrent.futures.FIRST_COMPLETED
+            )
+            for future in done:
+                item = running.pop(future)
+                if future.exception() is not None:
+                    error = error or future.exception()
+                    continue
+                yield item, future.result()
+        if error is not None:
+            raise error
+    finally:
+        _drop_queued(running)
+        pool.shutdown(wait=finish_running or not cancelled.is_set(), cancel_futures=True)
 
 
 def _drop_queued(running: dict[concurrent.futures.Future[_R], _T]) -> None:
@@ -237,7 +266,8 @@ def judge(ai: ChatClient, prompt: Prompt) -> Judgement:
     try:
         return ai.judge(prompt)
     except TransientError as exc:
-        return Failure("ai_no_answer" if exc.status is None else "ai_unavailable", str(exc))
+        code = "ai_no_answer" if exc.status is None else "ai_unavailable"
+        return Failure(code, str(exc), transient=True)
     except PermanentError as exc:
         if exc.status in PER_LEAD_STATUSES:
             return Failure("ai_bad_request", str(exc))
@@ -257,13 +287,16 @@ def count(outcome: TaskOutcome, judgement: Judgement) -> None:
 
 def judge_leads(
     ctx: TaskContext,
-    prompts: Sequence[tuple[Lead, Prompt]],
+    prompts: Iterable[tuple[Lead, Prompt]],
     writer: LeadWriter,
     outcome: TaskOutcome,
     *,
     fields_for: Callable[[Lead, Judgement], Fields],
 ) -> None:
     """Judge each lead's prompt with ``settings.ai.concurrency`` calls in flight; write and count.
+
+    A lead that got no answer (a transient ``Failure``) is counted failed and not written. Once
+    ``ctx.cancelled`` is set the calls in flight are not waited for: what was judged is written.
 
     Raises:
         PermanentError: the AI endpoint refuses the task as a whole (see ``judge``).
@@ -275,13 +308,18 @@ def judge_leads(
         return judge(ai, job[1])
 
     results = map_bounded(
-        judge_one, prompts, concurrency=ctx.settings.ai.concurrency, cancelled=ctx.cancelled
+        judge_one,
+        prompts,
+        concurrency=ctx.settings.ai.concurrency,
+        cancelled=ctx.cancelled,
+        finish_running=False,
     )
     failures_in_a_row = 0
     with contextlib.closing(results):
         for (lead, _), judgement in results:
             count(outcome, judgement)
-            writer.add(lead["id"], fields_for(lead, judgement))
+            if not (isinstance(judgement, Failure) and judgement.transient):
+                writer.add(lead["id"], fields_for(lead, judgement))
             if isinstance(judgement, Verdict):
                 failures_in_a_row = 0
                 continue

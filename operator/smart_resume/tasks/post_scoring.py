@@ -8,8 +8,12 @@ lead leaves that set, so a rerun or resumed run never asks twice:
   post's URL and text) and Date Posts Scored;
 - an unusable answer (refusal, truncation, no JSON, missing or out-of-range score or index)
   -> Skipped;
-- no answer (5xx after retries, timeout, a rejected request) or a Posts JSON that cannot be read
+- a request the endpoint rejects for this lead (400/413/422) or a Posts JSON that cannot be read
   -> Failed.
+
+No answer at all (5xx or 429 after the retries, a timeout) is not a verdict: the lead is left as
+it was and judged on the next attempt. Leads are read a page at a time and judged with the same
+bounded AI concurrency and batched writes as lead scoring (``leads.judge_leads``).
 
 Posts Relevance Status takes the ``ScoringStatus`` values. The reason codes are counted in the
 task's outcome and logged. To judge a lead again, clear its Posts Relevance Status.
@@ -21,8 +25,9 @@ texts (cut by the prompt builder), not their reactions or dates.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 from pyairtable.formulas import AND, EQ, GT, Field, Formula
@@ -46,7 +51,8 @@ from smart_resume.tasks.leads import (
     count,
     is_blank,
     judge_leads,
-    select_leads,
+    lead_pages,
+    nonempty,
 )
 
 __all__ = [
@@ -103,39 +109,39 @@ def post_scoring_fields(
 def run(ctx: TaskContext) -> TaskOutcome:
     """Judge the harvested posts of the client's leads that need it; see the module docstring."""
     outcome = TaskOutcome()
-    leads = select_leads(
+    pages = lead_pages(
         ctx, needs_post_scoring(), (LeadsTable.LINKEDIN_PROFILE_URL, LeadsTable.POSTS_JSON)
     )
-    if not leads:
+    leads = nonempty(itertools.chain.from_iterable(pages))
+    if leads is None:
         return outcome
     topics = client_text(ctx.client, ClientsTable.POST_TOPICS)
     today = dt.datetime.now(dt.UTC).date()
-    posts_of: dict[str, Posts] = {}
-    prompts: list[tuple[Lead, Prompt]] = []
+
+    def fields_for(lead: Lead, judgement: Judgement) -> Fields:
+        posts = readable_posts(lead["fields"].get(LeadsTable.POSTS_JSON)) or []
+        return post_scoring_fields(judgement, posts, today=today)
+
     with LeadWriter(ctx) as writer:
-        for lead in leads:
-            posts = readable_posts(lead["fields"].get(LeadsTable.POSTS_JSON))
-            if posts is None:
-                unreadable = Failure(UNREADABLE_POSTS, "no post with a text in Posts JSON")
-                count(outcome, unreadable)
-                writer.add(lead["id"], post_scoring_fields(unreadable, [], today=today))
-                continue
-            posts_of[lead["id"]] = posts
-            profile_url = str(lead["fields"].get(LeadsTable.LINKEDIN_PROFILE_URL, ""))
-            texts = [_text(post) for post in posts]
-            prompts.append(
-                (lead, post_scoring_prompt(topics, profile_url=profile_url, posts=texts))
-            )
-        judge_leads(
-            ctx,
-            prompts,
-            writer,
-            outcome,
-            fields_for=lambda lead, judgement: post_scoring_fields(
-                judgement, posts_of[lead["id"]], today=today
-            ),
-        )
+        prompts = _prompts(leads, topics, writer, outcome, today=today)
+        judge_leads(ctx, prompts, writer, outcome, fields_for=fields_for)
     return outcome
+
+
+def _prompts(
+    leads: Iterable[Lead], topics: str, writer: LeadWriter, outcome: TaskOutcome, *, today: dt.date
+) -> Iterator[tuple[Lead, Prompt]]:
+    """Each lead's prompt; a lead with no readable post is counted and marked Failed instead."""
+    for lead in leads:
+        posts = readable_posts(lead["fields"].get(LeadsTable.POSTS_JSON))
+        if posts is None:
+            unreadable = Failure(UNREADABLE_POSTS, "no post with a text in Posts JSON")
+            count(outcome, unreadable)
+            writer.add(lead["id"], post_scoring_fields(unreadable, [], today=today))
+            continue
+        profile_url = str(lead["fields"].get(LeadsTable.LINKEDIN_PROFILE_URL, ""))
+        texts = [_text(post) for post in posts]
+        yield lead, post_scoring_prompt(topics, profile_url=profile_url, posts=texts)
 
 
 def _text(post: Mapping[str, Any]) -> str:

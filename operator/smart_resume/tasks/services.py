@@ -18,9 +18,10 @@ if TYPE_CHECKING:
 __all__ = ["RETRIED_STATUSES", "Services"]
 
 RETRIED_STATUSES: Final = (429, 500, 502, 503, 504)
-"""What the AI and Apify sessions resend. 429 too: both answer it under load (the AI endpoint
-above all, with several calls in flight), it means nothing was applied, and urllib3 honours its
-Retry-After. (Airtable's 429 needs the per-base penalty instead; its gateway handles that.)"""
+"""What the AI and Apify sessions resend (an Apify run start only 429: a 5xx may hide a run that
+started). 429 too: both answer it under load (the AI endpoint above all, with several calls in
+flight), it means nothing was applied, and urllib3 honours its Retry-After. (Airtable's 429 needs
+the per-base penalty instead; its gateway handles that.)"""
 
 
 class Services:
@@ -54,6 +55,13 @@ class Services:
     @functools.cached_property
     def apify(self) -> ApifyClient:
         """Raises ``ConfigurationError`` when the actor or the token is not configured."""
-        from smart_resume.integrations.apify import ApifyClient
+        from smart_resume.integrations.apify import START_RETRIED_STATUSES, ApifyClient
 
-        return ApifyClient(self.settings.apify, session=build_session(self._retry))
+        connections = max(10, self.settings.apify.run_concurrency)
+        return ApifyClient(
+            self.settings.apify,
+            session=build_session(self._retry, connections=connections),
+            start_session=build_session(
+                self._retry.new(status_forcelist=START_RETRIED_STATUSES), connections=connections
+            ),
+        )
