@@ -21,6 +21,9 @@ from harness import manifests
 from harness.binaries import locate_binaries
 from harness.cluster import Cluster
 from smart_resume import resource
+from smart_resume.config import JobSettings
+from smart_resume.core.spec import RunSpec
+from smart_resume.kube.jobs import build_job_manifest
 
 pytestmark = pytest.mark.cluster
 
@@ -158,6 +161,26 @@ def test_kustomize__dry_run_reports_a_pod_that_breaks_the_restricted_profile(
     )
     assert 'would violate PodSecurity "restricted:latest"' in result.stderr
     assert "seccompProfile" in result.stderr
+
+
+def test_worker_job__passes_the_restricted_profile_of_the_runs_namespace(kubectl: Kubectl) -> None:
+    """The Job the operator creates for a stream draws no Pod Security warning in the install's
+    runs namespace (restricted): its pods would be admitted."""
+    kubectl("apply", "--filename", str(REPO / "manifests" / "namespaces.yaml"))
+    run = {
+        "metadata": {"name": "nightly-x7k2", "namespace": "smart-resume-runs", "uid": "0000"},
+        "spec": {"streams": [1]},
+    }
+    job = build_job_manifest(
+        run=run,
+        spec=RunSpec.from_body(run),
+        stream=1,
+        settings=JobSettings(),
+        forwarded_env={},
+    )
+    result = kubectl("apply", "--filename", "-", "--dry-run=server", stdin=yaml.safe_dump(job))
+    assert "created (server dry run)" in result.stdout
+    assert "PodSecurity" not in result.stderr
 
 
 def test_overlay__serves_another_namespace_as_the_readme_shows(
