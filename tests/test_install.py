@@ -6,13 +6,15 @@ Rendering and applying them on a real API server is in ``tests/cluster/test_inst
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from harness import manifests
+from harness import binaries, manifests
 from smart_resume import config, resource
 
 REPO = Path(__file__).resolve().parents[1]
@@ -170,3 +172,31 @@ def test_readme_configuration_reference__lists_every_setting_with_its_default() 
         shown, meaning = rows[name]
         assert shown == _shown(default), name
         assert meaning.startswith("**secret**") == isinstance(default, config.Secret), name
+
+
+# -- kubectl in the binaries cache -----------------------------------------------------------
+
+
+def _check_cache(cache: Path, names: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
+    folder = cache / "k8s-v1.33.13"
+    folder.mkdir(parents=True)
+    for name in names:
+        (folder / name).write_text("#!/bin/sh\n")
+        (folder / name).chmod(0o755)
+    return subprocess.run(
+        ["bash", str(binaries.BUILD_SCRIPT), "--check"],
+        env={**os.environ, "SMART_RESUME_CACHE": str(cache), "K8S_VERSION": "v1.33.13"},
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+
+
+def test_build_script__a_cache_without_kubectl_is_incomplete(tmp_path: Path) -> None:
+    """A cache built before kubectl joined the list is not taken as complete (a build would
+    add kubectl alone); with kubectl it is, and the script names the folder."""
+    control_plane = ("etcd", "kube-apiserver", "kube-controller-manager")
+    assert _check_cache(tmp_path / "old", control_plane).returncode == 1
+    complete = _check_cache(tmp_path / "new", (*control_plane, "kubectl"))
+    assert complete.returncode == 0
+    assert complete.stdout.strip() == str(tmp_path / "new" / "k8s-v1.33.13")
