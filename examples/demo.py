@@ -122,8 +122,8 @@ def _prepare_namespaces(api: client.ApiClient, cluster: Cluster, workdir: Path) 
     core = client.CoreV1Api(api)
     for name in (OPERATOR_NAMESPACE, NAMESPACE):
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    manifests.apply(api, manifests.load("rbac-operator.yaml"))
-    manifests.apply(api, manifests.load("rbac-worker.yaml", namespace=NAMESPACE))
+    manifests.apply(api, manifests.load("operator/rbac.yaml"))
+    manifests.apply(api, manifests.load("runs/rbac.yaml", namespace=NAMESPACE))
     core.create_namespaced_secret(
         NAMESPACE,
         client.V1Secret(

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kube-controller-manager and etcd from Go modules into a
-# version-keyed cache directory, and reuses that directory when it is complete.
+# Builds kube-apiserver, kube-controller-manager, etcd and kubectl from Go modules into a
+# version-keyed cache directory, reuses that directory when it is complete, and builds only
+# the binaries it lacks otherwise (a cache made before kubectl was added gains just kubectl).
 #
 #   hack/build-k8s-binaries.sh            -> prints the directory holding the binaries
 #   hack/build-k8s-binaries.sh --check    -> same, but exits 1 instead of building
@@ -13,16 +14,15 @@ set -euo pipefail
 K8S_VERSION="${K8S_VERSION:-v1.33.13}"
 CACHE_ROOT="${SMART_RESUME_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/smart-resume-operator}"
 OUT="$CACHE_ROOT/k8s-$K8S_VERSION"
-BINARIES=(kube-apiserver kube-controller-manager etcd)
+BINARIES=(kube-apiserver kube-controller-manager etcd kubectl)
 
 die() { echo "build-k8s-binaries: $*" >&2; exit 1; }
 
-complete() {
-  local b
-  for b in "${BINARIES[@]}"; do [[ -x "$OUT/$b" ]] || return 1; done
-}
+missing=()
+for b in "${BINARIES[@]}"; do [[ -x "$OUT/$b" ]] || missing+=("$b"); done
+wanted() { [[ " ${missing[*]} " == *" $1 "* ]]; }
 
-if complete; then echo "$OUT"; exit 0; fi
+if (( ${#missing[@]} == 0 )); then echo "$OUT"; exit 0; fi
 [[ "${1:-}" == "--check" ]] && exit 1
 
 command -v go >/dev/null 2>&1 || die "no Go toolchain on PATH and KUBEBUILDER_ASSETS is not set.
@@ -54,6 +54,7 @@ staging=(api apiextensions-apiserver apimachinery apiserver cli-runtime client-g
   echo "tool ("
   echo "	k8s.io/kubernetes/cmd/kube-apiserver"
   echo "	k8s.io/kubernetes/cmd/kube-controller-manager"
+  echo "	k8s.io/kubernetes/cmd/kubectl"
   echo "	go.etcd.io/etcd/server/v3"
   echo ")"
 } > "$work/go.mod"
@@ -68,16 +69,24 @@ cd "$work"
 echo "build-k8s-binaries: resolving modules for Kubernetes $K8S_VERSION (first run downloads ~1 GB)" >&2
 go mod tidy >&2 || die "go mod tidy failed for Kubernetes $K8S_VERSION (see above); is the Go module proxy reachable?"
 mkdir -p "$work/bin"
-echo "build-k8s-binaries: compiling kube-apiserver and kube-controller-manager" >&2
-go build -tags=selinux,notest,grpcnotrace -ldflags "-s -w$version_flags" -o "$work/bin/" \
-  k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager >&2 \
-  || die "building kube-apiserver/kube-controller-manager failed (see the compiler output above)"
-echo "build-k8s-binaries: compiling etcd" >&2
-go build -ldflags "-s -w" -o "$work/bin/etcd" go.etcd.io/etcd/server/v3 >&2 \
-  || die "building etcd failed (see the compiler output above)"
+k8s_packages=()
+for b in kube-apiserver kube-controller-manager kubectl; do
+  wanted "$b" && k8s_packages+=("k8s.io/kubernetes/cmd/$b")
+done
+if (( ${#k8s_packages[@]} )); then
+  echo "build-k8s-binaries: compiling ${k8s_packages[*]##*/}" >&2
+  go build -tags=selinux,notest,grpcnotrace -ldflags "-s -w$version_flags" -o "$work/bin/" \
+    "${k8s_packages[@]}" >&2 \
+    || die "building ${k8s_packages[*]##*/} failed (see the compiler output above)"
+fi
+if wanted etcd; then
+  echo "build-k8s-binaries: compiling etcd" >&2
+  go build -ldflags "-s -w" -o "$work/bin/etcd" go.etcd.io/etcd/server/v3 >&2 \
+    || die "building etcd failed (see the compiler output above)"
+fi
 
 mkdir -p "$OUT"
-for b in "${BINARIES[@]}"; do
+for b in "${missing[@]}"; do
   cp "$work/bin/$b" "$OUT/$b.tmp" && mv "$OUT/$b.tmp" "$OUT/$b"
 done
 echo "$OUT"

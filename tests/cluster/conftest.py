@@ -1,9 +1,10 @@
 """Fixtures that run the real operator against the real control plane.
 
 The operator runs as a subprocess (``smart-resume operator -n <test namespace>``) with the identity
-of the operator ServiceAccount from ``manifests/rbac-operator.yaml``, so its RBAC is exercised;
-workers run as pods through the pod runner with the worker ServiceAccount from
-``manifests/rbac-worker.yaml``. Clients come from the fake Airtable over real HTTP; tasks are the
+of the operator ServiceAccount from ``manifests/operator/rbac.yaml``, and each test namespace is
+served like ``smart-resume-runs``, with the Roles and RoleBindings of ``manifests/runs/rbac.yaml``,
+so the install's RBAC is exercised; workers run as pods through the pod runner with the worker
+ServiceAccount from there. Clients come from the fake Airtable over real HTTP; tasks are the
 test-only implementations of ``support.fake_tasks``.
 """
 
@@ -83,7 +84,7 @@ def operator_kubeconfig(
     crds: list[str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Path:
-    """A kubeconfig with a token of the operator ServiceAccount (manifests/rbac-operator.yaml)."""
+    """A kubeconfig with a token of the operator ServiceAccount (manifests/operator/rbac.yaml)."""
     core = client.CoreV1Api(api_client)
     try:
         core.create_namespace(
@@ -92,10 +93,7 @@ def operator_kubeconfig(
     except client.ApiException as exc:
         if exc.status != 409:
             raise
-    manifests.apply(api_client, manifests.load("rbac-operator.yaml"))
-    manifests.apply(
-        api_client, [d for d in manifests.load("rbac-worker.yaml") if d["kind"] == "ClusterRole"]
-    )
+    manifests.apply(api_client, manifests.load("operator/rbac.yaml"))
     return cluster.kubeconfig_for(
         api_client,
         tmp_path_factory.mktemp("operator") / "kubeconfig",
@@ -106,16 +104,9 @@ def operator_kubeconfig(
 
 @pytest.fixture()
 def run_namespace(api_client: client.ApiClient, namespace: str) -> str:
-    """The test namespace, prepared like a runs namespace: worker identity and credentials
-    Secret."""
-    manifests.apply(
-        api_client,
-        [
-            d
-            for d in manifests.load("rbac-worker.yaml", namespace=namespace)
-            if d["kind"] != "ClusterRole"
-        ],
-    )
+    """The test namespace, served like a runs namespace: the operator's and the workers' Roles,
+    the worker identity, and the credentials Secret."""
+    manifests.apply(api_client, manifests.load("runs/rbac.yaml", namespace=namespace))
     client.CoreV1Api(api_client).create_namespaced_secret(
         namespace,
         client.V1Secret(

@@ -1,4 +1,4 @@
-"""Where the control-plane binaries come from: ``KUBEBUILDER_ASSETS``, or a cached Go build.
+"""Where the control-plane binaries and kubectl come from: ``KUBEBUILDER_ASSETS``, or a Go build.
 
 ``KUBEBUILDER_ASSETS`` is the envtest convention for a folder holding prebuilt binaries. Without
 it, ``hack/build-k8s-binaries.sh`` builds them from Go modules into a cache outside the
@@ -15,7 +15,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "hack" / "build-k8s-binaries.sh"
-NAMES = ("etcd", "kube-apiserver", "kube-controller-manager")
+NAMES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl")
 
 
 class BinariesError(RuntimeError):
@@ -27,6 +27,8 @@ class Binaries:
     etcd: Path
     kube_apiserver: Path
     kube_controller_manager: Path
+    kubectl: Path
+    """For the install tests: ``kubectl kustomize`` and ``kubectl apply -k``."""
 
 
 def locate_binaries() -> Binaries:
@@ -36,7 +38,7 @@ def locate_binaries() -> Binaries:
     if missing:
         source = "KUBEBUILDER_ASSETS" if assets else "the build cache"
         raise BinariesError(f"{source} ({folder}) lacks executable {', '.join(missing)}")
-    return Binaries(folder / "etcd", folder / "kube-apiserver", folder / "kube-controller-manager")
+    return Binaries(*(folder / name for name in NAMES))
 
 
 def _build() -> Path:
@@ -44,9 +46,9 @@ def _build() -> Path:
         raise BinariesError(
             "no Go toolchain on PATH and KUBEBUILDER_ASSETS is not set. Install Go >= 1.24 "
             "(Debian: apt-get install golang-go, or https://go.dev/dl), or set KUBEBUILDER_ASSETS "
-            "to a folder with kube-apiserver, kube-controller-manager and etcd (for example from "
-            "`setup-envtest use -p path`), or set SMART_RESUME_TEST_KUBECONFIG to use an existing "
-            "cluster."
+            "to a folder with kube-apiserver, kube-controller-manager, etcd and kubectl (for "
+            "example from `setup-envtest use -p path`), or set SMART_RESUME_TEST_KUBECONFIG to use "
+            "an existing cluster."
         )
     result = subprocess.run(["bash", str(BUILD_SCRIPT)], stdout=subprocess.PIPE, text=True)
     if result.returncode:

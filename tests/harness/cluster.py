@@ -93,12 +93,13 @@ class Cluster:
 
 
 def install_crds(api: client.ApiClient, directory: Path) -> list[str]:
-    """Install (or update) every CRD in ``directory`` and wait until each is Established."""
+    """Install (or update) every CRD in ``directory`` and wait until each is Established (its
+    ``kustomization.yaml``, which lists them for ``kubectl apply -k``, is no CRD)."""
     extensions = client.ApiextensionsV1Api(api)
     names = []
     for path in sorted(directory.glob("*.yaml")):
         for manifest in yaml.safe_load_all(path.read_text()):
-            if manifest:
+            if manifest and manifest["kind"] == "CustomResourceDefinition":
                 names.append(_create_or_replace(extensions, manifest))
     for name in names:
         wait_for(

@@ -1,4 +1,8 @@
-"""Apply the YAML manifests of ``manifests/`` to the test cluster, as ``kubectl apply`` would."""
+"""Apply the YAML manifests of ``manifests/`` to the test cluster, as ``kubectl apply`` would.
+
+The lifecycle tests take the operator's and the workers' RBAC from here, so they run with exactly
+the rights the install grants.
+"""
 
 from __future__ import annotations
 
@@ -15,19 +19,29 @@ MANIFESTS_DIR = Path(__file__).resolve().parents[2] / "manifests"
 
 
 def load(name: str, *, namespace: str | None = None) -> list[dict[str, Any]]:
-    """The documents of ``manifests/<name>``, namespaced objects moved to ``namespace`` if given."""
+    """The documents of ``manifests/<name>``; with ``namespace``, moved there as kustomize's
+    ``namespace:`` field moves them.
+
+    Namespaced objects move, and so do the RoleBinding subjects naming a ServiceAccount defined
+    among these documents; a subject from elsewhere (the operator's account, bound from
+    ``smart-resume-system``) stays where it is.
+    """
     documents = [doc for doc in yaml.safe_load_all((MANIFESTS_DIR / name).read_text()) if doc]
     if namespace is None:
         return documents
+    accounts = {
+        (doc["metadata"].get("namespace"), doc["metadata"]["name"])
+        for doc in documents
+        if doc["kind"] == "ServiceAccount"
+    }
     moved = []
     for doc in documents:
         doc = copy.deepcopy(doc)
-        if "namespace" in doc.get("metadata", {}):
-            original = doc["metadata"]["namespace"]
+        if "namespace" in doc["metadata"]:
             doc["metadata"]["namespace"] = namespace
-            for subject in doc.get("subjects", []):
-                if subject.get("namespace") == original:
-                    subject["namespace"] = namespace
+        for subject in doc.get("subjects", []):
+            if (subject.get("namespace"), subject["name"]) in accounts:
+                subject["namespace"] = namespace
         moved.append(doc)
     return moved
 
