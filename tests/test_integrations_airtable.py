@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import traceback
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -407,3 +408,31 @@ def test_gateway__missing_configuration_is_reported_at_construction(
 
     assert "SMART_RESUME_AIRTABLE_API_KEY" in str(raised.value)
     assert "SMART_RESUME_AIRTABLE_MASTER_BASE_ID" in str(raised.value)
+
+
+def test_gateway__key_with_trailing_newline_leaks_nowhere(settings: AirtableSettings) -> None:
+    """requests refuses an Authorization header ending in a newline and quotes it; neither the
+    error nor the chain log.exception would print carries the key."""
+    key = "patLEAKTEST0000001.0123456789abcdef0123456789abcdef"
+    gateway = make_gateway(settings, api_key=Secret(key + "\n"))
+
+    with pytest.raises(TransientError) as raised:
+        gateway.active_clients(stream=1)
+
+    printed = "".join(traceback.format_exception(raised.value))
+    assert "no answer" in printed
+    assert key[:12] not in printed and key[-12:] not in printed and key[10:30] not in printed
+
+
+def test_gateway__error_page_echoing_the_key_at_the_cut_leaks_nothing(
+    fake: FakeAirtable, gateway: AirtableGateway
+) -> None:
+    """A proxy page quoting the key across the 200-character snippet cut shows no piece of it."""
+    fake.fail_next(Response.html("z" * 170 + f"token {DEFAULT_API_KEY} rejected", 403))
+
+    with pytest.raises(PermanentError) as raised:
+        gateway.active_clients(stream=1)
+
+    printed = "".join(traceback.format_exception(raised.value))
+    assert "HTTP 403" in printed
+    assert DEFAULT_API_KEY[:10] not in printed and DEFAULT_API_KEY[-10:] not in printed

@@ -232,19 +232,20 @@ def test_apify_client__failed_run_is_permanent(fake: FakeApify) -> None:
     assert "run-failed" in str(error)
 
 
-def test_apify_client__5xx_is_retried_then_succeeds(fake: FakeApify) -> None:
-    """Two 503s are retried by the session's policy; the third attempt's posts are returned."""
+def test_apify_client__5xx_to_the_run_is_not_resent(fake: FakeApify) -> None:
+    """A 503 to the run-sync POST is not resent by the shared policy: the run may have started
+    and been billed."""
     fake.set_posts(JANE, [post(JANE, 1)])
     fake.fail_next(Response.json({"error": {"type": "server-error"}}, 503), times=2)
 
-    harvest = make_client(fake).harvest_posts([JANE])
+    error = raised(lambda: make_client(fake).harvest_posts([JANE]))
 
-    assert harvest.posts == {JANE: [post(JANE, 1)]}
-    assert fake.total_requests == 3
+    assert isinstance(error, TransientError)
+    assert fake.total_requests == 1
 
 
-def test_apify_client__persistent_5xx_is_transient_after_the_retries(fake: FakeApify) -> None:
-    """A 502 on every attempt ends as a TransientError after total+1 requests."""
+def test_apify_client__5xx_is_transient_with_status_and_snippet(fake: FakeApify) -> None:
+    """A 502 ends as a TransientError quoting the page, after one request."""
     fake.fail_next(Response.html("<html>502 Bad Gateway</html>", 502), times=100)
 
     error = raised(lambda: make_client(fake).harvest_posts([JANE]))
@@ -252,7 +253,7 @@ def test_apify_client__persistent_5xx_is_transient_after_the_retries(fake: FakeA
     assert isinstance(error, TransientError)
     assert error.status == 502
     assert "502 Bad Gateway" in str(error)
-    assert fake.total_requests == RETRIES + 1
+    assert fake.total_requests == 1
 
 
 def test_apify_client__json_that_is_not_a_list_is_permanent(fake: FakeApify) -> None:

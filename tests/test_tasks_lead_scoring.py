@@ -154,14 +154,15 @@ def test_lead_scoring__each_kind_of_ai_answer(
     assert outcome == expected
 
 
-def test_lead_scoring__5xx_is_retried_before_the_lead_fails(env: TaskEnv) -> None:
-    """A 500 answer is retried by the shared policy, then the lead fails with ai_unavailable."""
+def test_lead_scoring__5xx_is_not_resent_and_the_lead_fails(env: TaskEnv) -> None:
+    """A 500 to the (billable) completion POST is not resent: the lead fails with
+    ai_unavailable after one request and stays due for the next run."""
     env.add_leads([lead(1)])
     env.ai.script(profile_url(1), Answer.HTTP_500)
 
     outcome = lead_scoring.run(env.context())
 
-    assert env.ai.total_requests == RETRIES + 1
+    assert env.ai.total_requests == 1
     assert outcome == TaskOutcome(examined=1, failed=1)
 
 

@@ -17,7 +17,7 @@ from smart_resume.core.errors import PermanentError, TransientError
 from smart_resume.integrations.airtable_fields import LeadsTable
 from smart_resume.tasks import post_harvesting
 from smart_resume.tasks.base import TaskOutcome
-from support.task_env import RETRIES, TaskEnv, lead, post, profile_url, task_env
+from support.task_env import TaskEnv, lead, post, profile_url, task_env
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -222,13 +222,15 @@ def test_post_harvesting__failed_actor_run_fails_the_task(env: TaskEnv) -> None:
         post_harvesting.run(env.context())
 
 
-def test_post_harvesting__transient_5xx_is_retried(env: TaskEnv) -> None:
-    """Two 503s are retried by the shared policy and the harvest succeeds."""
+def test_post_harvesting__5xx_to_the_actor_run_is_not_resent(env: TaskEnv) -> None:
+    """A 503 to the run-sync POST is not resent (the actor run may have started and been
+    billed): the task fails after one request and the lead stays due."""
     env.add_leads([lead(1)])
     env.apify.fail_next(Response.json({"error": {"type": "server-error"}}, 503), times=2)
 
-    assert post_harvesting.run(env.context()).succeeded == 1
-    assert env.apify.total_requests == 3
+    with pytest.raises(TransientError, match="HTTP 503"):
+        post_harvesting.run(env.context())
+    assert env.apify.total_requests == 1
 
 
 def test_post_harvesting__rate_limit_is_retried(env: TaskEnv) -> None:
@@ -241,14 +243,14 @@ def test_post_harvesting__rate_limit_is_retried(env: TaskEnv) -> None:
 
 
 def test_post_harvesting__persistent_5xx_fails_the_task(env: TaskEnv) -> None:
-    """A 5xx that outlasts the retries fails the task; the lead stays due."""
+    """A 5xx fails the task after one request; the lead stays due."""
     env.add_leads([lead(1)])
     env.apify.fail_next(Response.json({"error": {"type": "server-error"}}, 502), times=10)
 
     with pytest.raises(TransientError, match="HTTP 502"):
         post_harvesting.run(env.context())
 
-    assert env.apify.total_requests == RETRIES + 1
+    assert env.apify.total_requests == 1
     assert S.LAST_POST_CHECK_AT not in env.leads()[profile_url(1)]
 
 

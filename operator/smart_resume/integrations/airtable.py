@@ -193,12 +193,18 @@ class AirtableGateway:
     def _mapped_errors(self, action: str) -> Iterator[None]:
         try:
             yield
+            return
         except requests.RequestException as exc:
-            raise _mapped(exc, action, api_key=self._api_key) from exc
+            error = _mapped(exc, action, api_key=self._api_key)
+            error.__cause__ = exc
+            error = http.scrubbed(error, self._api_key)
+        raise error from error.__cause__
 
 
 def _paced_api(settings: AirtableSettings, pacer: RequestPacer, *, attempts: int) -> Api:
-    retry = http.retry_policy(statuses=RETRIED_STATUSES)
+    # Idempotent: reads (the POST of a long listRecords too), updates by id and upserts on key
+    # fields do the same thing when sent twice.
+    retry = http.retry_policy(idempotent=True, statuses=RETRIED_STATUSES)
     api = Api(
         settings.api_key.reveal(),
         endpoint_url=settings.endpoint_url,
@@ -289,12 +295,13 @@ def _mapped(exc: requests.RequestException, action: str, *, api_key: str) -> Int
     elif response is None:
         # Includes read timeouts: a write may or may not have been applied.
         error, status = TransientError, None
-        message = f"Airtable {action}: no answer ({http.snippet(str(_root_cause(exc)))})"
+        cause = http.snippet(str(_root_cause(exc)), secrets=[api_key])
+        message = f"Airtable {action}: no answer ({cause})"
     else:
         status = response.status_code
         error = TransientError if status in http.TRANSIENT_STATUSES else PermanentError
-        message = f"Airtable {action}: HTTP {status} {_error_detail(response)}"
-    return error(message.replace(api_key, "***"), service=SERVICE, status=status)
+        message = f"Airtable {action}: HTTP {status} {_error_detail(response, api_key)}"
+    return error(http.redact(message, api_key), service=SERVICE, status=status)
 
 
 def _root_cause(exc: requests.RequestException) -> object:
@@ -303,12 +310,12 @@ def _root_cause(exc: requests.RequestException) -> object:
     return getattr(wrapped, "reason", None) or exc
 
 
-def _error_detail(response: requests.Response) -> str:
+def _error_detail(response: requests.Response, api_key: str) -> str:
     """Airtable's ``{"error": {"type", "message"}}``, ``{"error": "TYPE"}`` or 429's ``errors``."""
     try:
         body = response.json()
-    except ValueError:
-        return http.snippet(response.text)
+    except (ValueError, RecursionError):
+        return http.snippet(response.text, secrets=[api_key])
     if isinstance(body, dict):
         error = body.get("error")
         if isinstance(error, dict):
@@ -318,4 +325,4 @@ def _error_detail(response: requests.Response) -> str:
         errors = body.get("errors")
         if isinstance(errors, list) and errors and isinstance(errors[0], dict):
             return f"{errors[0].get('error', '')}: {errors[0].get('message', '')}"
-    return http.snippet(response.text)
+    return http.snippet(response.text, secrets=[api_key])
