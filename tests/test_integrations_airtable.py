@@ -436,3 +436,79 @@ def test_gateway__error_page_echoing_the_key_at_the_cut_leaks_nothing(
     printed = "".join(traceback.format_exception(raised.value))
     assert "HTTP 403" in printed
     assert DEFAULT_API_KEY[:10] not in printed and DEFAULT_API_KEY[-10:] not in printed
+
+
+@pytest.mark.parametrize(
+    ("stream", "shown"),
+    [
+        pytest.param("two", "'two'", id="text"),
+        pytest.param(None, "missing", id="missing"),
+        pytest.param(1.5, "1.5", id="fraction"),
+        pytest.param(True, "True", id="boolean"),
+        pytest.param(0, "0", id="zero"),
+        pytest.param(65, "65", id="above-64"),
+        pytest.param(-1, "-1", id="negative"),
+        pytest.param("9" * 5000, "'999", id="5000-digits"),
+        pytest.param([1], "[1]", id="list"),
+    ],
+)
+def test_clients_by_id__unreadable_processing_stream_is_a_per_client_problem(
+    fake: FakeAirtable, gateway: AirtableGateway, stream: object, shown: str
+) -> None:
+    """A Processing Stream that is not a stream number makes that client carry a problem naming
+    the field and the value; the other clients load as usual."""
+    record = {ClientsTable.CLIENT_ID: "odd", ClientsTable.AIRTABLE_BASE_ID: CLIENT_BASE}
+    if stream is not None:
+        record[ClientsTable.PROCESSING_STREAM] = stream
+    [created] = fake.add_records(MASTER, ClientsTable.TABLE, [record])
+    record_id = created["id"]
+    add_client(fake, "fine")
+
+    odd, fine = gateway.clients_by_id(["odd", "fine"])
+
+    assert odd.stream == 0
+    assert odd.problem.startswith(f"Clients record {record_id}: Processing Stream is {shown}")
+    assert "not a stream number 1-64" in odd.problem
+    assert len(odd.problem) < 200
+    assert (fine.stream, fine.problem) == (1, "")
+
+
+@pytest.mark.parametrize("stream", [2, 2.0, " 2 ", "2"])
+def test_clients_by_id__whole_number_streams_are_read(
+    fake: FakeAirtable, gateway: AirtableGateway, stream: object
+) -> None:
+    """2, 2.0 and the text "2" (a text field) all mean stream 2."""
+    add_client(fake, "two", fields={ClientsTable.PROCESSING_STREAM: stream})
+
+    [client] = gateway.clients_by_id(["two"])
+
+    assert (client.stream, client.problem) == (2, "")
+
+
+def test_active_clients__duplicate_client_id_is_one_client_with_a_problem(
+    fake: FakeAirtable, gateway: AirtableGateway
+) -> None:
+    """Two records with one Client ID do not silently collapse: the ID comes back once, with a
+    problem naming both records; other clients are untouched."""
+    first = add_client(fake, "twin")
+    second = add_client(fake, "twin", fields={ClientsTable.AIRTABLE_BASE_ID: "appOTHERBASE0001"})
+    add_client(fake, "single")
+
+    clients = gateway.active_clients(stream=1)
+
+    assert [c.client_id for c in clients] == ["single", "twin"]
+    twin = clients[1]
+    assert "Client ID 'twin' is used by 2 Clients records" in twin.problem
+    assert first in twin.problem and second in twin.problem
+    assert clients[0].problem == ""
+
+
+def test_clients_by_id__missing_base_id_is_a_problem(
+    fake: FakeAirtable, gateway: AirtableGateway
+) -> None:
+    """A client without its Airtable Base ID carries a problem naming the field."""
+    add_client(fake, "baseless", fields={ClientsTable.AIRTABLE_BASE_ID: ""})
+
+    [client] = gateway.clients_by_id(["baseless"])
+
+    assert "Airtable Base ID is missing" in client.problem

@@ -36,13 +36,19 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from smart_resume.config import AirtableSettings, env_name
-from smart_resume.core.clients import Client
+from smart_resume.core.clients import (
+    UNKNOWN_STREAM,
+    Client,
+    stream_number,
+    with_duplicates_marked,
+)
 from smart_resume.core.errors import (
     ConfigurationError,
     IntegrationError,
     PermanentError,
     TransientError,
 )
+from smart_resume.core.spec import MAX_STREAM
 from smart_resume.integrations import http
 from smart_resume.integrations.airtable_fields import ClientsTable, ClientStatus
 from smart_resume.integrations.pacing import RequestPacer, shared_pacer
@@ -269,22 +275,36 @@ def _clients_from(records: Iterable[RecordDict]) -> list[Client]:
     for record in records:
         fields = dict(record["fields"])
         client_id = fields.pop(ClientsTable.CLIENT_ID, "")
-        if not client_id:
+        if not isinstance(client_id, str | int) or not str(client_id).strip():
             _log.warning(
                 "Clients record without a Client ID skipped", extra={"record": record["id"]}
             )
             continue
+        raw_stream = fields.pop(ClientsTable.PROCESSING_STREAM, None)
+        stream = stream_number(raw_stream)
+        base_id = fields.pop(ClientsTable.AIRTABLE_BASE_ID, "")
+        problems = []
+        if stream is None:
+            shown = "missing" if raw_stream is None else f"{http.snippet(repr(raw_stream), 40)}"
+            problems.append(
+                f"{ClientsTable.PROCESSING_STREAM} is {shown}, not a stream number 1-{MAX_STREAM}"
+            )
+        if not isinstance(base_id, str) or not base_id.strip():
+            problems.append(f"{ClientsTable.AIRTABLE_BASE_ID} is missing")
         clients.append(
             Client(
-                client_id=str(client_id),
+                client_id=str(client_id).strip(),
                 name=str(fields.pop(ClientsTable.CLIENT_NAME, "")),
-                base_id=str(fields.pop(ClientsTable.AIRTABLE_BASE_ID, "")),
-                stream=int(fields.pop(ClientsTable.PROCESSING_STREAM, 0)),
+                base_id=str(base_id).strip() if isinstance(base_id, str) else "",
+                stream=UNKNOWN_STREAM if stream is None else stream,
                 record_id=record["id"],
                 fields=fields,
+                problem=f"Clients record {record['id']}: " + "; ".join(problems)
+                if problems
+                else "",
             )
         )
-    return clients
+    return with_duplicates_marked(clients)
 
 
 def _mapped(exc: requests.RequestException, action: str, *, api_key: str) -> IntegrationError:
