@@ -15,7 +15,12 @@ from urllib3.util.retry import Retry
 from fakes.fake_ai import DEFAULT_API_KEY, Answer, FakeAI, default_score
 from fakes.server import Response
 from smart_resume.config import AISettings, Secret
-from smart_resume.core.errors import IntegrationError, PermanentError, TransientError
+from smart_resume.core.errors import (
+    ConfigurationError,
+    IntegrationError,
+    PermanentError,
+    TransientError,
+)
 from smart_resume.integrations.ai import (
     LEAD_SCHEMA,
     POST_TEXT_CHARS,
@@ -369,3 +374,10 @@ def test_post_scoring_prompt__without_posts_is_a_value_error() -> None:
     """Asking about zero posts is a programming error, caught before any request."""
     with pytest.raises(ValueError, match="at least one post"):
         post_scoring_prompt("Hiring", profile_url=JANE, posts=[])
+
+
+def test_chat_client__missing_key_is_a_configuration_error_naming_the_variable() -> None:
+    """Without an API key the client refuses to be built, naming the variable to set, instead
+    of sending "Bearer " and failing every lead with a 401."""
+    with pytest.raises(ConfigurationError, match="SMART_RESUME_AI_API_KEY is not set"):
+        ChatClient(AISettings())

@@ -53,7 +53,7 @@ from smart_resume.integrations import http
 from smart_resume.integrations.airtable_fields import ClientsTable, ClientStatus
 from smart_resume.integrations.pacing import RequestPacer, shared_pacer
 
-__all__ = ["AirtableGateway"]
+__all__ = ["AirtableGateway", "active_clients_formula", "client_ids_formula"]
 
 SERVICE: Final = "airtable"
 RETRIED_STATUSES: Final = (500, 502, 503, 504)
@@ -114,9 +114,7 @@ class AirtableGateway:
 
         Sorted here rather than by Airtable, so the order never depends on Airtable's collation.
         """
-        formula = match(
-            {ClientsTable.STATUS: ClientStatus.ACTIVE, ClientsTable.PROCESSING_STREAM: stream}
-        )
+        formula = active_clients_formula(stream)
         return sorted(self._select_clients(formula), key=lambda client: client.client_id)
 
     def clients_by_id(self, client_ids: Iterable[str]) -> list[Client]:
@@ -127,8 +125,7 @@ class AirtableGateway:
         wanted = list(dict.fromkeys(client_ids))
         if not wanted:
             return []
-        formula = OR(*(EQ(Field(ClientsTable.CLIENT_ID), client_id) for client_id in wanted))
-        by_id = {client.client_id: client for client in self._select_clients(formula)}
+        by_id = {c.client_id: c for c in self._select_clients(client_ids_formula(wanted))}
         return [by_id[client_id] for client_id in wanted if client_id in by_id]
 
     def update_client(self, record_id: str, fields: Mapping[str, Any]) -> RecordDict:
@@ -205,6 +202,17 @@ class AirtableGateway:
             error.__cause__ = exc
             error = http.scrubbed(error, self._api_key)
         raise error from error.__cause__
+
+
+def active_clients_formula(stream: int) -> Formula:
+    """The Active Clients records of ``stream``."""
+    return match({ClientsTable.STATUS: ClientStatus.ACTIVE, ClientsTable.PROCESSING_STREAM: stream})
+
+
+def client_ids_formula(client_ids: Sequence[str]) -> Formula:
+    """The Clients records whose Client ID is one of ``client_ids`` (any text: pyairtable quotes
+    it)."""
+    return OR(*(EQ(Field(ClientsTable.CLIENT_ID), client_id) for client_id in client_ids))
 
 
 def _paced_api(settings: AirtableSettings, pacer: RequestPacer, *, attempts: int) -> Api:

@@ -87,6 +87,10 @@ def run_worker(*, run_name: str, stream: int, namespace: str | None = None) -> i
     stream_status = ((run.get("status") or {}).get("streams") or {}).get(str(stream)) or {}
     try:
         clients = _load_clients(Services(settings), spec, stream)
+    except ConfigurationError as exc:  # e.g. no Airtable key in the credentials Secret
+        log.error("invalid configuration", extra={"detail": str(exc)})
+        patch({"reason": "InvalidConfiguration", "message": str(exc)})
+        return EXIT_CONFIGURATION
     except SmartResumeError as exc:
         log.error("cannot load the stream's clients", extra={"detail": str(exc)})
         patch({"reason": "ClientsUnavailable", "message": str(exc)})
