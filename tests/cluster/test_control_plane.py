@@ -13,6 +13,10 @@ from kubernetes import client, config
 from harness.cluster import Cluster
 from harness.podrunner import POD_RUNNER_SCHEDULER, PodRunner
 from harness.waiting import wait_for
+from smart_resume import resource
+from smart_resume.config import JobSettings
+from smart_resume.core.spec import RunSpec
+from smart_resume.kube.jobs import build_job_manifest
 
 pytestmark = pytest.mark.cluster
 
@@ -239,3 +243,30 @@ def test_owner_references__block_owner_deletion_needs_the_owners_finalizers(
         maker.create_namespaced_config_map(namespace, child("blocking", block=True))
     assert caught.value.status == 403
     assert "cannot set blockOwnerDeletion" in caught.value.body
+
+
+def test_pod_security__the_worker_pod_template_is_restricted(
+    api_client: client.ApiClient, namespace: str
+) -> None:
+    """The pod of a stream Job, as the operator builds it, is admitted (server-side dry run) in
+    a namespace enforcing `restricted`."""
+    run = {
+        "apiVersion": resource.API_VERSION,
+        "kind": resource.KIND,
+        "metadata": {"name": "nightly", "namespace": namespace, "uid": "0000-1111"},
+        "spec": {"streams": [1]},
+    }
+    job = build_job_manifest(
+        run=run,
+        spec=RunSpec.from_body(run),
+        stream=1,
+        settings=JobSettings(service_account="default"),  # the worker's own is not needed here
+        forwarded_env={},
+    )
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "worker-dry-run"},
+        "spec": job["spec"]["template"]["spec"],
+    }
+    client.CoreV1Api(api_client).create_namespaced_pod(namespace, pod, dry_run="All")

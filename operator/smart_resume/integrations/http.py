@@ -156,6 +156,8 @@ def scrubbed(error: IntegrationError, *secrets: str) -> IntegrationError:
     Raise the result outside the ``except`` block that caught ``error`` (so it carries no
     ``__context__`` either), ``from`` its ``__cause__``.
     """
+    if not secrets:
+        return error
     clean = type(error)(redact(str(error), *secrets), service=error.service, status=error.status)
     cause = error.__cause__
     if cause is not None and not mentions_secret(cause, *secrets):
