@@ -29,7 +29,7 @@ from fakes.fake_airtable import FakeAirtable
 from fakes.fake_apify import FakeApify
 from fakes.records import client_record
 from harness import manifests
-from harness.cluster import Cluster, install_crds
+from harness.cluster import RESTRICTED_POD_SECURITY, Cluster, install_crds
 from harness.controlplane import ControlPlane
 from harness.operator import OperatorProcess
 from harness.podrunner import POD_RUNNER_SCHEDULER, PodRunner
@@ -121,7 +121,10 @@ def say(message: str) -> None:
 def _prepare_namespaces(api: client.ApiClient, cluster: Cluster, workdir: Path) -> Path:
     core = client.CoreV1Api(api)
     for name in (OPERATOR_NAMESPACE, NAMESPACE):
-        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+        labels = RESTRICTED_POD_SECURITY if name == NAMESPACE else None
+        core.create_namespace(
+            client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=labels))
+        )
     manifests.apply(api, manifests.load("operator/rbac.yaml"))
     manifests.apply(api, manifests.load("runs/rbac.yaml", namespace=NAMESPACE))
     core.create_namespaced_secret(

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from harness.cluster import Cluster, install_crds
+from harness.cluster import RESTRICTED_POD_SECURITY, Cluster, install_crds
 from harness.controlplane import ControlPlane
 from harness.podrunner import PodRunner
 from harness.waiting import wait_for
@@ -85,7 +85,9 @@ def namespace(api_client: client.ApiClient, pod_runner: PodRunner) -> Iterator[s
     """A fresh namespace for one test, deleted afterwards (with everything in it)."""
     core = client.CoreV1Api(api_client)
     name = f"t-{secrets.token_hex(4)}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    core.create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=RESTRICTED_POD_SECURITY))
+    )
     wait_for(
         lambda: _has_default_service_account(core, name),
         timeout=30,

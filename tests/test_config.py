@@ -56,3 +56,63 @@ def test_forwardable_env__hands_on_settings_but_no_secrets() -> None:
         "SMART_RESUME_AIRTABLE_API_KEY",
         "SMART_RESUME_APIFY_TOKEN",
     } <= set(secret_env_names())
+
+
+@pytest.mark.parametrize(
+    ("environ", "shown"),
+    [
+        pytest.param(
+            {"SMART_RESUME_AIRTABLE_APIKEY": "pat"},
+            "SMART_RESUME_AIRTABLE_APIKEY is not a known setting",
+            id="misspelt-field",
+        ),
+        pytest.param(
+            {"SMART_RESUME_AIRTBLE_API_KEY": "pat"},
+            "SMART_RESUME_AIRTBLE_API_KEY is not a known setting",
+            id="misspelt-group",
+        ),
+        pytest.param(
+            {"SMART_RESUME_EMAIL_SMTP_STARTTLS": "maybe"},
+            "SMART_RESUME_EMAIL_SMTP_STARTTLS='maybe' is not a valid bool",
+            id="unparseable-bool",
+        ),
+        pytest.param(
+            {"SMART_RESUME_AI_TIMEOUT_SECONDS": "1m"},
+            "SMART_RESUME_AI_TIMEOUT_SECONDS='1m' is not a valid float",
+            id="unparseable-float",
+        ),
+    ],
+)
+def test_from_env__refuses_unknown_and_unparseable_variables(
+    environ: dict[str, str], shown: str
+) -> None:
+    """A misspelt SMART_RESUME_* variable is refused (it would silently do nothing), naming it;
+    so is a value of the wrong type."""
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env(environ)
+    assert shown in str(caught.value)
+
+
+def test_from_env__names_that_are_not_settings_are_allowed() -> None:
+    """The worker's namespace, the tooling's variables and task plugins' own are not typos."""
+    Settings.from_env(
+        {
+            "SMART_RESUME_NAMESPACE": "runs",
+            "SMART_RESUME_CACHE": "/tmp/cache",
+            "SMART_RESUME_TEST_KUBECONFIG": "/tmp/kubeconfig",
+            "SMART_RESUME_PLUGIN_TEST_TASK_LOG": "/tmp/log",
+        }
+    )
+
+
+def test_from_env__values_are_stripped_of_surrounding_whitespace() -> None:
+    """Values made with --from-file or pasted with spaces are read without them."""
+    settings = Settings.from_env(
+        {
+            "SMART_RESUME_AIRTABLE_API_KEY": "  patKEY.value\r\n",
+            "SMART_RESUME_AI_MODEL": "gpt-4o-mini\n",
+            "SMART_RESUME_AI_CONCURRENCY": " 4 ",
+        }
+    )
+    assert settings.airtable.api_key.reveal() == "patKEY.value"
+    assert (settings.ai.model, settings.ai.concurrency) == ("gpt-4o-mini", 4)

@@ -101,12 +101,12 @@ def test_from_body__without_clients_is_not_ad_hoc() -> None:
         pytest.param(_body(streams=[1], clients=[""]), "clients: a client ID", id="empty-client"),
         pytest.param(
             _body(streams=[1], clientTimeoutSeconds=-5),
-            "clientTimeoutSeconds: -5 must be >= 1",
+            "clientTimeoutSeconds: -5 must be between 1 and 86400",
             id="negative-timeout",
         ),
         pytest.param(
             _body(streams=[1], deadlineSeconds=5),
-            "deadlineSeconds: 5 must be >= 10",
+            "deadlineSeconds: 5 must be between 10 and 604800",
             id="short-deadline",
         ),
         pytest.param(
@@ -121,7 +121,7 @@ def test_from_body__without_clients_is_not_ad_hoc() -> None:
         ),
         pytest.param(
             _body(streams=[1], leadScoringLimit=0),
-            "leadScoringLimit: 0 must be >= 1",
+            "leadScoringLimit: 0 must be between 1 and 1000000",
             id="zero-limit",
         ),
         pytest.param(
@@ -136,6 +136,21 @@ def test_from_body__without_clients_is_not_ad_hoc() -> None:
         ),
         pytest.param(
             _body(streams=[1], suspend="yes"), "suspend: must be true or false", id="string-suspend"
+        ),
+        pytest.param(
+            _body(streams=[1], leadScoringLimit=1_000_001),
+            "leadScoringLimit: 1000001 must be between 1 and 1000000",
+            id="limit-too-high",
+        ),
+        pytest.param(
+            _body(streams=[1], clientTimeoutSeconds=86_401, deadlineSeconds=600_000),
+            "clientTimeoutSeconds: 86401 must be between 1 and 86400",
+            id="timeout-too-long",
+        ),
+        pytest.param(
+            _body(streams=[1], deadlineSeconds=604_801),
+            "deadlineSeconds: 604801 must be between 10 and 604800",
+            id="deadline-too-long",
         ),
     ],
 )

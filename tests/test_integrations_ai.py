@@ -15,7 +15,12 @@ from urllib3.util.retry import Retry
 from fakes.fake_ai import DEFAULT_API_KEY, Answer, FakeAI, default_score
 from fakes.server import Response
 from smart_resume.config import AISettings, Secret
-from smart_resume.core.errors import IntegrationError, PermanentError, TransientError
+from smart_resume.core.errors import (
+    ConfigurationError,
+    IntegrationError,
+    PermanentError,
+    TransientError,
+)
 from smart_resume.integrations.ai import (
     LEAD_SCHEMA,
     POST_TEXT_CHARS,
@@ -172,18 +177,19 @@ def test_chat_client__judges_posts_with_a_best_index_in_range(fake: FakeAI) -> N
     assert 1 <= result.extras["best_post_index"] <= len(posts)
 
 
-def test_chat_client__5xx_is_retried_then_succeeds(fake: FakeAI) -> None:
-    """Two 503s are retried by the session's policy and the third attempt's verdict is returned."""
+def test_chat_client__5xx_is_not_resent(fake: FakeAI) -> None:
+    """A 503 to the completion POST is a TransientError after one request: the completion may
+    have been computed and billed, so the lead is marked and retried on a later run instead."""
     fake.fail_next(Response.json({"error": {"message": "overloaded"}}, 503), times=2)
 
-    result = make_client(fake).judge(lead_prompt())
+    error = raised(lambda: make_client(fake).judge(lead_prompt()))
 
-    assert isinstance(result, Verdict)
-    assert fake.total_requests == 3
+    assert isinstance(error, TransientError)
+    assert fake.total_requests == 1
 
 
-def test_chat_client__persistent_5xx_is_transient_after_the_retries(fake: FakeAI) -> None:
-    """A 500 on every attempt ends as a TransientError naming the status, after total+1 requests."""
+def test_chat_client__5xx_is_transient_naming_the_status(fake: FakeAI) -> None:
+    """A 500 ends as a TransientError naming the status and quoting the body, after one request."""
     fake.script(JANE, Answer.HTTP_500)
     client = make_client(fake)
 
@@ -193,7 +199,7 @@ def test_chat_client__persistent_5xx_is_transient_after_the_retries(fake: FakeAI
     assert (error.service, error.status) == ("ai", 500)
     assert "HTTP 500" in str(error)
     assert "server had an error" in str(error)
-    assert fake.total_requests == RETRIES + 1
+    assert fake.total_requests == 1
 
 
 def test_chat_client__wrong_key_is_permanent_and_not_retried(fake: FakeAI) -> None:
@@ -246,7 +252,7 @@ def test_chat_client__html_page_is_permanent_with_status_and_snippet(fake: FakeA
 
 
 def test_chat_client__html_error_page_on_502_is_transient_with_snippet(fake: FakeAI) -> None:
-    """A proxy's HTML 502 page is retried, then a TransientError quoting the page."""
+    """A proxy's HTML 502 page is a TransientError quoting the page."""
     fake.fail_next(Response.html("<html><body>502 Bad Gateway</body></html>", 502), times=10)
 
     error = raised(lambda: make_client(fake).judge(lead_prompt()))
@@ -368,3 +374,10 @@ def test_post_scoring_prompt__without_posts_is_a_value_error() -> None:
     """Asking about zero posts is a programming error, caught before any request."""
     with pytest.raises(ValueError, match="at least one post"):
         post_scoring_prompt("Hiring", profile_url=JANE, posts=[])
+
+
+def test_chat_client__missing_key_is_a_configuration_error_naming_the_variable() -> None:
+    """Without an API key the client refuses to be built, naming the variable to set, instead
+    of sending "Bearer " and failing every lead with a 401."""
+    with pytest.raises(ConfigurationError, match="SMART_RESUME_AI_API_KEY is not set"):
+        ChatClient(AISettings())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import traceback
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -428,3 +429,107 @@ def test_gateway__missing_configuration_is_reported_at_construction(
 
     assert "SMART_RESUME_AIRTABLE_API_KEY" in str(raised.value)
     assert "SMART_RESUME_AIRTABLE_MASTER_BASE_ID" in str(raised.value)
+
+
+def test_gateway__key_with_trailing_newline_leaks_nowhere(settings: AirtableSettings) -> None:
+    """requests refuses an Authorization header ending in a newline and quotes it; neither the
+    error nor the chain log.exception would print carries the key."""
+    key = "patLEAKTEST0000001.0123456789abcdef0123456789abcdef"
+    gateway = make_gateway(settings, api_key=Secret(key + "\n"))
+
+    with pytest.raises(TransientError) as raised:
+        gateway.active_clients(stream=1)
+
+    printed = "".join(traceback.format_exception(raised.value))
+    assert "no answer" in printed
+    assert key[:12] not in printed and key[-12:] not in printed and key[10:30] not in printed
+
+
+def test_gateway__error_page_echoing_the_key_at_the_cut_leaks_nothing(
+    fake: FakeAirtable, gateway: AirtableGateway
+) -> None:
+    """A proxy page quoting the key across the 200-character snippet cut shows no piece of it."""
+    fake.fail_next(Response.html("z" * 170 + f"token {DEFAULT_API_KEY} rejected", 403))
+
+    with pytest.raises(PermanentError) as raised:
+        gateway.active_clients(stream=1)
+
+    printed = "".join(traceback.format_exception(raised.value))
+    assert "HTTP 403" in printed
+    assert DEFAULT_API_KEY[:10] not in printed and DEFAULT_API_KEY[-10:] not in printed
+
+
+@pytest.mark.parametrize(
+    ("stream", "shown"),
+    [
+        pytest.param("two", "'two'", id="text"),
+        pytest.param(None, "missing", id="missing"),
+        pytest.param(1.5, "1.5", id="fraction"),
+        pytest.param(True, "True", id="boolean"),
+        pytest.param(0, "0", id="zero"),
+        pytest.param(65, "65", id="above-64"),
+        pytest.param(-1, "-1", id="negative"),
+        pytest.param("9" * 5000, "'999", id="5000-digits"),
+        pytest.param([1], "[1]", id="list"),
+    ],
+)
+def test_clients_by_id__unreadable_processing_stream_is_a_per_client_problem(
+    fake: FakeAirtable, gateway: AirtableGateway, stream: object, shown: str
+) -> None:
+    """A Processing Stream that is not a stream number makes that client carry a problem naming
+    the field and the value; the other clients load as usual."""
+    record = {ClientsTable.CLIENT_ID: "odd", ClientsTable.AIRTABLE_BASE_ID: CLIENT_BASE}
+    if stream is not None:
+        record[ClientsTable.PROCESSING_STREAM] = stream
+    [created] = fake.add_records(MASTER, ClientsTable.TABLE, [record])
+    record_id = created["id"]
+    add_client(fake, "fine")
+
+    odd, fine = gateway.clients_by_id(["odd", "fine"])
+
+    assert odd.stream == 0
+    assert odd.problem.startswith(f"Clients record {record_id}: Processing Stream is {shown}")
+    assert "not a stream number 1-64" in odd.problem
+    assert len(odd.problem) < 200
+    assert (fine.stream, fine.problem) == (1, "")
+
+
+@pytest.mark.parametrize("stream", [2, 2.0, " 2 ", "2"])
+def test_clients_by_id__whole_number_streams_are_read(
+    fake: FakeAirtable, gateway: AirtableGateway, stream: object
+) -> None:
+    """2, 2.0 and the text "2" (a text field) all mean stream 2."""
+    add_client(fake, "two", fields={ClientsTable.PROCESSING_STREAM: stream})
+
+    [client] = gateway.clients_by_id(["two"])
+
+    assert (client.stream, client.problem) == (2, "")
+
+
+def test_active_clients__duplicate_client_id_is_one_client_with_a_problem(
+    fake: FakeAirtable, gateway: AirtableGateway
+) -> None:
+    """Two records with one Client ID do not silently collapse: the ID comes back once, with a
+    problem naming both records; other clients are untouched."""
+    first = add_client(fake, "twin")
+    second = add_client(fake, "twin", fields={ClientsTable.AIRTABLE_BASE_ID: "appOTHERBASE0001"})
+    add_client(fake, "single")
+
+    clients = gateway.active_clients(stream=1)
+
+    assert [c.client_id for c in clients] == ["single", "twin"]
+    twin = clients[1]
+    assert "Client ID 'twin' is used by 2 Clients records" in twin.problem
+    assert first in twin.problem and second in twin.problem
+    assert clients[0].problem == ""
+
+
+def test_clients_by_id__missing_base_id_is_a_problem(
+    fake: FakeAirtable, gateway: AirtableGateway
+) -> None:
+    """A client without its Airtable Base ID carries a problem naming the field."""
+    add_client(fake, "baseless", fields={ClientsTable.AIRTABLE_BASE_ID: ""})
+
+    [client] = gateway.clients_by_id(["baseless"])
+
+    assert "Airtable Base ID is missing" in client.problem

@@ -252,3 +252,39 @@ def test_parse_verdict__bad_extra_field_is_a_bad_shape(index: str | None) -> Non
     assert isinstance(result, Rejection)
     assert result.code is Reason.AI_BAD_SHAPE
     assert "best_post_index" in result.detail
+
+
+_DEEP = 2_000  # beyond the JSON decoder's recursion limit (about 1,000)
+_HUGE = "9" * 5000
+
+
+@pytest.mark.parametrize(
+    ("content", "code"),
+    [
+        pytest.param(f'{{"score": {_HUGE}}}', Reason.AI_BAD_JSON, id="5000-digit-score"),
+        pytest.param(f'Here: {{"score": {_HUGE}}}', Reason.AI_BAD_JSON, id="5000-digits-in-prose"),
+        pytest.param(f'{{"score": "{_HUGE}"}}', Reason.AI_BAD_SCORE, id="5000-digit-string"),
+        pytest.param('{"score": 1e400}', Reason.AI_BAD_SCORE, id="infinite-score"),
+        pytest.param("[" * _DEEP, Reason.AI_NO_JSON, id="deep-brackets"),
+        pytest.param('{"score": ' + "[" * _DEEP, Reason.AI_BAD_JSON, id="deep-brackets-in-object"),
+        pytest.param('{"a":' * _DEEP, Reason.AI_BAD_JSON, id="deep-objects"),
+        pytest.param("Sure: " + '{"a":[' * _DEEP, Reason.AI_BAD_JSON, id="deep-in-prose"),
+        pytest.param("{" * _DEEP, Reason.AI_BAD_JSON, id="many-open-braces"),
+        pytest.param(GOOD + " " * 20_000, Reason.AI_BAD_SHAPE, id="answer-too-long"),
+    ],
+)
+def test_parse_verdict__crafted_answers_are_rejected_not_raised(content: str, code: Reason) -> None:
+    """Answers a profile text can steer a model into (huge numbers, deep nesting) get a reason
+    code with a bounded detail; the parser never raises."""
+    result = parse_verdict(completion(content))
+
+    assert isinstance(result, Rejection)
+    assert result.code == code
+    assert len(result.detail) <= 200
+
+
+def test_parse_verdict__deep_garbage_after_the_answer_is_ignored_like_prose() -> None:
+    """Unparseable, deeply nested text after a good object is trailing prose, not a crash."""
+    result = parse_verdict(completion(GOOD + " " + '{"a":' * _DEEP))
+
+    assert result == Verdict(score=85, assessment="Strong fit.")

@@ -6,6 +6,7 @@ Clients run in real child processes with the test-only tasks of ``support.fake_t
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from typing import Any
 
@@ -133,3 +134,20 @@ def test_stream_worker__task_asked_to_wrap_up_keeps_its_counts() -> None:
     assert (task["state"], task["examined"]) == ("TimedOut", 2)
     assert "work done is kept" in task["error"]
     assert entry["state"] == "Quarantined"
+
+
+def test_stream_worker__unusable_record_is_recorded_and_the_rest_carries_on() -> None:
+    """A client whose record has a problem is Quarantined at once with that problem as its
+    message, without an attempt or a task; the other clients complete."""
+    problem = "Clients record rec1: Processing Stream is 'two', not a stream number 1-64"
+    odd = dataclasses.replace(_client("odd-record"), problem=problem)
+    worker, state = _worker([odd, _client("blue-harbor")])
+
+    result = worker.run()
+
+    entry = state["clients"]["odd-record"]
+    assert (entry["state"], entry["message"], entry["attempts"]) == ("Quarantined", problem, 0)
+    assert "tasks" not in entry
+    assert state["clients"]["blue-harbor"]["state"] == "Completed"
+    assert state["clientsDone"] == 2
+    assert result.reason == "CycleFinishedWithProblems"

@@ -59,6 +59,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _operator(args: argparse.Namespace) -> int:
+    from smart_resume.config import Settings
+    from smart_resume.core.errors import ConfigurationError
+    from smart_resume.exit_codes import EXIT_CONFIGURATION
+
+    try:
+        Settings.from_env()  # refuse to start on a bad or misspelt variable, naming it
+    except ConfigurationError as exc:
+        print(f"smart-resume operator: {exc}", file=sys.stderr)
+        return EXIT_CONFIGURATION
+
     import kopf
 
     import smart_resume.controller.handlers  # noqa: F401 - registers the handlers with kopf

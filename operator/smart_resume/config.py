@@ -19,6 +19,16 @@ from typing import Any, Final
 from smart_resume.core.errors import ConfigurationError
 
 ENV_PREFIX: Final = "SMART_RESUME_"
+OTHER_ENV_NAMES: Final = frozenset(
+    {
+        "SMART_RESUME_NAMESPACE",  # the worker's namespace, set by its Job
+        "SMART_RESUME_CACHE",  # hack/build-k8s-binaries.sh
+        "SMART_RESUME_TEST_KUBECONFIG",  # the test suite
+    }
+)
+"""``SMART_RESUME_*`` variables that are not settings; any other unknown one is a typo."""
+PLUGIN_ENV_PREFIX: Final = "SMART_RESUME_PLUGIN_"
+"""Task plugins (``SMART_RESUME_JOB_TASK_PLUGINS``) read their own variables under this prefix."""
 
 
 class Secret(str):
@@ -132,8 +142,13 @@ class Settings:
         """Build settings from ``SMART_RESUME_<GROUP>_<FIELD>`` variables, e.g.
         ``SMART_RESUME_AI_MODEL``.
 
+        Values are stripped of surrounding whitespace (a Secret made with ``--from-file`` ends
+        with a newline, which no HTTP header may carry).
+
         Raises:
-            ConfigurationError: naming every variable that does not parse, before any work starts.
+            ConfigurationError: naming every variable that does not parse and every unknown
+                ``SMART_RESUME_*`` variable (a typo would otherwise be ignored), before any work
+                starts.
         """
         env = os.environ if environ is None else environ
         problems: list[str] = []
@@ -141,6 +156,18 @@ class Settings:
             group.name: _load_group(group.default, group.name, env, problems)
             for group in dataclasses.fields(cls)
         }
+        known = {
+            env_name(group.name, field.name)
+            for group in dataclasses.fields(cls)
+            for field in dataclasses.fields(group.default)  # type: ignore[arg-type]
+        }
+        problems += [
+            f"{name} is not a known setting"
+            for name in sorted(env)
+            if name.startswith(ENV_PREFIX)
+            and name not in known | OTHER_ENV_NAMES
+            and not name.startswith(PLUGIN_ENV_PREFIX)
+        ]
         if problems:
             raise ConfigurationError("invalid configuration: " + "; ".join(problems))
         return cls(**groups)
@@ -189,10 +216,11 @@ def _load_group(default: object, group: str, env: Mapping[str, str], problems: l
 
 
 def _parse(raw: str, current: object) -> object:
+    raw = raw.strip()
     if isinstance(current, Secret):
         return Secret(raw)
     if isinstance(current, bool):
-        lowered = raw.strip().lower()
+        lowered = raw.lower()
         if lowered in ("1", "true", "yes", "on"):
             return True
         if lowered in ("0", "false", "no", "off", ""):

@@ -407,6 +407,37 @@ def test_run__bad_task_registry_fails_before_any_work(
     assert job.status.failed == 1, "podFailurePolicy fails the Job at once: no pointless retry"
 
 
+def test_run__missing_credential_fails_the_stream_naming_the_variable(
+    api_client: client.ApiClient,
+    run_namespace: str,
+    airtable: Airtable,
+    operator: OperatorProcess,
+    task_log: object,
+) -> None:
+    """A credentials Secret without the Airtable key: the worker refuses to start, the stream's
+    message names the variable, and podFailurePolicy fails the Job without a retry."""
+    client.CoreV1Api(api_client).replace_namespaced_secret(
+        "smart-resume-credentials",
+        run_namespace,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="smart-resume-credentials"),
+            string_data={"SMART_RESUME_AI_API_KEY": "sk-present"},
+        ),
+    )
+    airtable.add_client("acme-recruiting", 1)
+    create_run(api_client, run_namespace, "keyless", streams=[1])
+    run = wait_phase(api_client, run_namespace, "keyless", {"Failed"})
+
+    stream = run["status"]["streams"]["1"]
+    assert stream["reason"] == "InvalidConfiguration"
+    assert "SMART_RESUME_AIRTABLE_API_KEY" in stream["message"]
+    assert read_log(str(task_log)) == []
+    job = client.BatchV1Api(api_client).read_namespaced_job(
+        resource.job_name("keyless", 1), run_namespace
+    )
+    assert job.status.failed == 1
+
+
 def test_run__worker_stops_when_its_lease_is_taken(
     api_client: client.ApiClient,
     run_namespace: str,
@@ -487,21 +518,39 @@ def test_run__created_suspended_starts_when_unsuspended(
     assert set(_completions(task_log).values()) == {1}
 
 
+@pytest.mark.parametrize("case", ["as-is", "trailing-newline", "echoed-at-the-snippet-cut"])
 def test_run__secrets_never_leak(
     api_client: client.ApiClient,
     run_namespace: str,
     airtable: Airtable,
     operator: OperatorProcess,
     pod_runner: PodRunner,
+    case: str,
 ) -> None:
-    """The Airtable key reaches the worker only by secretKeyRef: never in status, Events, logs."""
+    """The Airtable key reaches the worker only by secretKeyRef and never shows, whole or as a
+    12-character piece, in status, Job, Events or logs: also when the Secret was made with
+    --from-file (trailing newline), and when Airtable's error page echoes the key right where
+    the 200-character snippet is cut."""
     from cluster.conftest import AIRTABLE_KEY
+    from fakes.server import Response
 
     airtable.add_client("acme-recruiting", 1)
+    if case == "trailing-newline":
+        client.CoreV1Api(api_client).patch_namespaced_secret(
+            "smart-resume-credentials",
+            run_namespace,
+            {"stringData": {"SMART_RESUME_AIRTABLE_API_KEY": AIRTABLE_KEY + "\n"}},
+        )
+    if case == "echoed-at-the-snippet-cut":
+        page = "p" * 150 + f" Authorization: Bearer {AIRTABLE_KEY} is not allowed here"
+        airtable.fake.fail_next(Response.html(page, 403), times=5)
     create_run(api_client, run_namespace, "discreet", streams=[1])
-    run = wait_phase(api_client, run_namespace, "discreet", {"Succeeded"})
+    expected = "Failed" if case == "echoed-at-the-snippet-cut" else "Succeeded"
+    run = wait_phase(api_client, run_namespace, "discreet", {expected})
 
     assert airtable.fake.total_requests > 0, "the worker did authenticate with the key"
+    if case == "echoed-at-the-snippet-cut":
+        assert "HTTP 403" in run["status"]["streams"]["1"]["message"]
     job = client.BatchV1Api(api_client).read_namespaced_job(
         resource.job_name("discreet", 1), run_namespace
     )
@@ -517,7 +566,8 @@ def test_run__secrets_never_leak(
         "operator log": operator.log(),
         "worker log": "".join(pod.log_text() for pod in pod_runner.pods(run_namespace)),
     }
-    assert [name for name, text in places.items() if AIRTABLE_KEY in text] == []
+    pieces = {AIRTABLE_KEY[i : i + 12] for i in range(len(AIRTABLE_KEY) - 11)}
+    assert [name for name, text in places.items() if any(p in text for p in pieces)] == []
 
 
 def test_run__heartbeat_moves_during_a_long_client(
@@ -591,3 +641,51 @@ def test_run__finalizer_removed_by_hand_still_cleans_up(
         timeout=60,
         what="the garbage collector to remove the Job and the Lease",
     )
+
+
+AWKWARD_ID = 'acme "big" o\'brien {x}\n back\\slash ☃'
+AWKWARD_NAME = 'Acme "Big" O\'Brien & {Sons}\nZürich 🚀'
+
+
+def test_run__odd_clients_records_are_recorded_and_the_rest_carries_on(
+    api_client: client.ApiClient,
+    run_namespace: str,
+    airtable: Airtable,
+    operator: OperatorProcess,
+    pod_runner: PodRunner,
+) -> None:
+    """An ad-hoc run over a client with quotes, apostrophe, braces, a newline and emoji in ID
+    and name, a record whose Processing Stream is text, and a Client ID used twice: the good
+    clients complete, each bad record is Quarantined with a message saying what to fix, and
+    status, Events and every worker log line stay intact."""
+    from cluster.conftest import MASTER_BASE
+    from fakes.records import client_record
+    from smart_resume.integrations.airtable_fields import ClientsTable
+
+    airtable.add_client(AWKWARD_ID, 1, name=AWKWARD_NAME)
+    airtable.add_client("plain-talent", 2)
+    airtable.add_client("twin", 2)
+    airtable.add_client("twin", 2)
+    odd = client_record("stream-less", name="Stream Less", stream=1, base_id="appSTREAMLESS0001")
+    airtable.fake.add_records(
+        MASTER_BASE, ClientsTable.TABLE, [{**odd, ClientsTable.PROCESSING_STREAM: "two"}]
+    )
+    clients = [AWKWARD_ID, "plain-talent", "twin", "stream-less"]
+    create_run(api_client, run_namespace, "odd", streams=[1, 2], clients=clients)
+
+    run = wait_phase(api_client, run_namespace, "odd", {"PartiallySucceeded", "Failed"})
+
+    first, second = (run["status"]["streams"][n]["clients"] for n in ("1", "2"))
+    assert first[AWKWARD_ID]["name"] == AWKWARD_NAME
+    assert first[AWKWARD_ID]["state"] == second["plain-talent"]["state"] == "Completed"
+    assert first["stream-less"]["state"] == "Quarantined"
+    assert "Processing Stream is 'two', not a stream number" in first["stream-less"]["message"]
+    assert second["twin"]["state"] == "Quarantined"
+    assert "Client ID 'twin' is used by 2 Clients records" in second["twin"]["message"]
+    assert set(first) | set(second) == set(clients), "every client recorded, each once"
+    events = client.CoreV1Api(api_client).list_namespaced_event(run_namespace).items
+    assert any(e.reason == "StreamPartiallySucceeded" for e in events)
+    for pod in pod_runner.pods(run_namespace):
+        for line in pod.log_text().splitlines():
+            if line.startswith("{"):
+                json.loads(line)

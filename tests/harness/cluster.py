@@ -11,6 +11,13 @@ from kubernetes import client, config
 
 from harness.waiting import wait_for
 
+RESTRICTED_POD_SECURITY: dict[str, str] = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/enforce-version": "latest",
+}
+"""Namespace labels that make Pod Security Admission refuse any pod short of ``restricted``, as
+a hardened cluster does for the runs' namespaces."""
+
 
 class Cluster:
     """Connection facts of a cluster, read from an admin kubeconfig."""

@@ -168,6 +168,9 @@ class ControlPlane:
                 f"--service-account-key-file={work / 'sa.key'}",
                 f"--service-account-signing-key-file={work / 'sa.key'}",
                 "--authorization-mode=RBAC",
+                # What a hardened cluster runs: blockOwnerDeletion needs update on the owner's
+                # finalizers; namespaces labelled for it refuse pods short of `restricted`.
+                "--enable-admission-plugins=OwnerReferencesPermissionEnforcement,PodSecurity",
                 f"--token-auth-file={work / 'tokens.csv'}",
                 "--allow-privileged=true",
                 "--enable-priority-and-fairness=false",

@@ -4,7 +4,7 @@ They let the orchestration be under test: each client's Clients-table field ``Te
 says what its tasks do (``hang:<task>`` sleeps for an hour in that task, ``wrap-up:<task>``
 works until asked to wrap up, ``fail:<task>`` raises, ``slow`` takes ``Test Task Seconds`` per
 task), and every start and completion is appended to the
-file named by ``SMART_RESUME_TEST_TASK_LOG`` so that tests can prove nothing ran twice.
+file named by ``SMART_RESUME_PLUGIN_TEST_TASK_LOG`` so that tests can prove nothing ran twice.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from smart_resume.tasks.registry import TaskRegistry
 
 BEHAVIOUR_FIELD = "Test Behaviour"
 SECONDS_FIELD = "Test Task Seconds"
-LOG_ENV = "SMART_RESUME_TEST_TASK_LOG"
+LOG_ENV = "SMART_RESUME_PLUGIN_TEST_TASK_LOG"
 
 
 def register(registry: TaskRegistry) -> None:

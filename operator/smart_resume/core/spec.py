@@ -20,8 +20,12 @@ TASK_ORDER: Final = ("lead_scoring", "post_harvesting", "post_scoring")
 
 MAX_STREAM: Final = 64
 DEFAULT_CLIENT_TIMEOUT_SECONDS: Final = 600
+MAX_CLIENT_TIMEOUT_SECONDS: Final = 86_400
 DEFAULT_DEADLINE_SECONDS: Final = 7200
 MIN_DEADLINE_SECONDS: Final = 10
+MAX_DEADLINE_SECONDS: Final = 604_800
+"""A week: far beyond any run, and below the integer sizes every consumer of the number uses."""
+MAX_LEAD_SCORING_LIMIT: Final = 1_000_000
 DEFAULT_MAX_ATTEMPTS: Final = 3
 MAX_ATTEMPTS_LIMIT: Final = 10
 
@@ -72,9 +76,16 @@ class RunSpec:
             streams=tuple(streams or ()),
             tasks=ordered_tasks(tasks),
             clients=None if clients is None else tuple(clients),
-            lead_scoring_limit=_optional_int(spec, "leadScoringLimit", problems, minimum=1),
+            lead_scoring_limit=_optional_int(
+                spec, "leadScoringLimit", problems, minimum=1, maximum=MAX_LEAD_SCORING_LIMIT
+            ),
             client_timeout_seconds=_int(
-                spec, "clientTimeoutSeconds", DEFAULT_CLIENT_TIMEOUT_SECONDS, problems, minimum=1
+                spec,
+                "clientTimeoutSeconds",
+                DEFAULT_CLIENT_TIMEOUT_SECONDS,
+                problems,
+                minimum=1,
+                maximum=MAX_CLIENT_TIMEOUT_SECONDS,
             ),
             deadline_seconds=_int(
                 spec,
@@ -82,6 +93,7 @@ class RunSpec:
                 DEFAULT_DEADLINE_SECONDS,
                 problems,
                 minimum=MIN_DEADLINE_SECONDS,
+                maximum=MAX_DEADLINE_SECONDS,
             ),
             max_attempts=_int(
                 spec,
@@ -158,7 +170,7 @@ def _int(
     problems: list[str],
     *,
     minimum: int,
-    maximum: int | None = None,
+    maximum: int,
 ) -> int:
     value = _optional_int(spec, field, problems, minimum=minimum, maximum=maximum)
     return default if value is None else value
@@ -170,7 +182,7 @@ def _optional_int(
     problems: list[str],
     *,
     minimum: int,
-    maximum: int | None = None,
+    maximum: int,
 ) -> int | None:
     value = spec.get(field)
     if value is None:
@@ -178,9 +190,8 @@ def _optional_int(
     if not _is_type(value, int):
         problems.append(f"{field}: must be an integer")
         return None
-    if value < minimum or (maximum is not None and value > maximum):
-        bounds = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
-        problems.append(f"{field}: {value} must be {bounds}")
+    if not minimum <= value <= maximum:
+        problems.append(f"{field}: {value} must be between {minimum} and {maximum}")
         return None
     return int(value)
 

@@ -24,7 +24,8 @@ from typing import Any
 
 import requests
 
-from smart_resume.config import AISettings
+from smart_resume.config import AISettings, env_name
+from smart_resume.core.errors import ConfigurationError
 from smart_resume.integrations.http import build_session, request_json
 from smart_resume.integrations.verdicts import (
     IntField,
@@ -116,11 +117,17 @@ class ChatClient:
 
     Args:
         settings: Endpoint, model, key and read timeout.
-        session: A session to send with; default ``build_session()`` (the shared retry policy).
-            Tests pass one built with ``retry_policy(backoff_factor=0)``.
+        session: A session to send with; default ``build_session()`` (the shared retry policy,
+            which never resends the billable POST after a 5xx). Tests pass one built with
+            ``retry_policy(backoff_factor=0)``.
+
+    Raises:
+        ConfigurationError: if the API key is not configured.
     """
 
     def __init__(self, settings: AISettings, *, session: requests.Session | None = None) -> None:
+        if not settings.api_key:
+            raise ConfigurationError(f"{env_name('ai', 'api_key')} is not set")
         self._settings = settings
         self._session = session or build_session()
         self._url = settings.base_url.rstrip("/") + "/chat/completions"

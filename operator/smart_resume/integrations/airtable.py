@@ -36,18 +36,24 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from smart_resume.config import AirtableSettings, env_name
-from smart_resume.core.clients import Client
+from smart_resume.core.clients import (
+    UNKNOWN_STREAM,
+    Client,
+    stream_number,
+    with_duplicates_marked,
+)
 from smart_resume.core.errors import (
     ConfigurationError,
     IntegrationError,
     PermanentError,
     TransientError,
 )
+from smart_resume.core.spec import MAX_STREAM
 from smart_resume.integrations import http
 from smart_resume.integrations.airtable_fields import ClientsTable, ClientStatus
 from smart_resume.integrations.pacing import RequestPacer, shared_pacer
 
-__all__ = ["AirtableGateway"]
+__all__ = ["AirtableGateway", "active_clients_formula", "client_ids_formula"]
 
 SERVICE: Final = "airtable"
 RETRIED_STATUSES: Final = (500, 502, 503, 504)
@@ -108,9 +114,7 @@ class AirtableGateway:
 
         Sorted here rather than by Airtable, so the order never depends on Airtable's collation.
         """
-        formula = match(
-            {ClientsTable.STATUS: ClientStatus.ACTIVE, ClientsTable.PROCESSING_STREAM: stream}
-        )
+        formula = active_clients_formula(stream)
         return sorted(self._select_clients(formula), key=lambda client: client.client_id)
 
     def clients_by_id(self, client_ids: Iterable[str]) -> list[Client]:
@@ -121,8 +125,7 @@ class AirtableGateway:
         wanted = list(dict.fromkeys(client_ids))
         if not wanted:
             return []
-        formula = OR(*(EQ(Field(ClientsTable.CLIENT_ID), client_id) for client_id in wanted))
-        by_id = {client.client_id: client for client in self._select_clients(formula)}
+        by_id = {c.client_id: c for c in self._select_clients(client_ids_formula(wanted))}
         return [by_id[client_id] for client_id in wanted if client_id in by_id]
 
     def update_client(self, record_id: str, fields: Mapping[str, Any]) -> RecordDict:
@@ -219,12 +222,29 @@ class AirtableGateway:
     def _mapped_errors(self, action: str) -> Iterator[None]:
         try:
             yield
+            return
         except requests.RequestException as exc:
-            raise _mapped(exc, action, api_key=self._api_key) from exc
+            error = _mapped(exc, action, api_key=self._api_key)
+            error.__cause__ = exc
+            error = http.scrubbed(error, self._api_key)
+        raise error from error.__cause__
+
+
+def active_clients_formula(stream: int) -> Formula:
+    """The Active Clients records of ``stream``."""
+    return match({ClientsTable.STATUS: ClientStatus.ACTIVE, ClientsTable.PROCESSING_STREAM: stream})
+
+
+def client_ids_formula(client_ids: Sequence[str]) -> Formula:
+    """The Clients records whose Client ID is one of ``client_ids`` (any text: pyairtable quotes
+    it)."""
+    return OR(*(EQ(Field(ClientsTable.CLIENT_ID), client_id) for client_id in client_ids))
 
 
 def _paced_api(settings: AirtableSettings, pacer: RequestPacer, *, attempts: int) -> Api:
-    retry = http.retry_policy(statuses=RETRIED_STATUSES)
+    # Idempotent: reads (the POST of a long listRecords too), updates by id and upserts on key
+    # fields do the same thing when sent twice.
+    retry = http.retry_policy(idempotent=True, statuses=RETRIED_STATUSES)
     api = Api(
         settings.api_key.reveal(),
         endpoint_url=settings.endpoint_url,
@@ -289,22 +309,36 @@ def _clients_from(records: Iterable[RecordDict]) -> list[Client]:
     for record in records:
         fields = dict(record["fields"])
         client_id = fields.pop(ClientsTable.CLIENT_ID, "")
-        if not client_id:
+        if not isinstance(client_id, str | int) or not str(client_id).strip():
             _log.warning(
                 "Clients record without a Client ID skipped", extra={"record": record["id"]}
             )
             continue
+        raw_stream = fields.pop(ClientsTable.PROCESSING_STREAM, None)
+        stream = stream_number(raw_stream)
+        base_id = fields.pop(ClientsTable.AIRTABLE_BASE_ID, "")
+        problems = []
+        if stream is None:
+            shown = "missing" if raw_stream is None else f"{http.snippet(repr(raw_stream), 40)}"
+            problems.append(
+                f"{ClientsTable.PROCESSING_STREAM} is {shown}, not a stream number 1-{MAX_STREAM}"
+            )
+        if not isinstance(base_id, str) or not base_id.strip():
+            problems.append(f"{ClientsTable.AIRTABLE_BASE_ID} is missing")
         clients.append(
             Client(
-                client_id=str(client_id),
+                client_id=str(client_id).strip(),
                 name=str(fields.pop(ClientsTable.CLIENT_NAME, "")),
-                base_id=str(fields.pop(ClientsTable.AIRTABLE_BASE_ID, "")),
-                stream=int(fields.pop(ClientsTable.PROCESSING_STREAM, 0)),
+                base_id=str(base_id).strip() if isinstance(base_id, str) else "",
+                stream=UNKNOWN_STREAM if stream is None else stream,
                 record_id=record["id"],
                 fields=fields,
+                problem=f"Clients record {record['id']}: " + "; ".join(problems)
+                if problems
+                else "",
             )
         )
-    return clients
+    return with_duplicates_marked(clients)
 
 
 def _mapped(exc: requests.RequestException, action: str, *, api_key: str) -> IntegrationError:
@@ -315,12 +349,13 @@ def _mapped(exc: requests.RequestException, action: str, *, api_key: str) -> Int
     elif response is None:
         # Includes read timeouts: a write may or may not have been applied.
         error, status = TransientError, None
-        message = f"Airtable {action}: no answer ({http.snippet(str(_root_cause(exc)))})"
+        cause = http.snippet(str(_root_cause(exc)), secrets=[api_key])
+        message = f"Airtable {action}: no answer ({cause})"
     else:
         status = response.status_code
         error = TransientError if status in http.TRANSIENT_STATUSES else PermanentError
-        message = f"Airtable {action}: HTTP {status} {_error_detail(response)}"
-    return error(message.replace(api_key, "***"), service=SERVICE, status=status)
+        message = f"Airtable {action}: HTTP {status} {_error_detail(response, api_key)}"
+    return error(http.redact(message, api_key), service=SERVICE, status=status)
 
 
 def _root_cause(exc: requests.RequestException) -> object:
@@ -329,12 +364,12 @@ def _root_cause(exc: requests.RequestException) -> object:
     return getattr(wrapped, "reason", None) or exc
 
 
-def _error_detail(response: requests.Response) -> str:
+def _error_detail(response: requests.Response, api_key: str) -> str:
     """Airtable's ``{"error": {"type", "message"}}``, ``{"error": "TYPE"}`` or 429's ``errors``."""
     try:
         body = response.json()
-    except ValueError:
-        return http.snippet(response.text)
+    except (ValueError, RecursionError):
+        return http.snippet(response.text, secrets=[api_key])
     if isinstance(body, dict):
         error = body.get("error")
         if isinstance(error, dict):
@@ -344,4 +379,4 @@ def _error_detail(response: requests.Response) -> str:
         errors = body.get("errors")
         if isinstance(errors, list) and errors and isinstance(errors[0], dict):
             return f"{errors[0].get('error', '')}: {errors[0].get('message', '')}"
-    return http.snippet(response.text)
+    return http.snippet(response.text, secrets=[api_key])

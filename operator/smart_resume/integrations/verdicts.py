@@ -10,7 +10,10 @@ Decisions, so that a score is never guessed:
   (a fraction usually means the model used another scale, e.g. 0-10);
 - a score outside the schema's range is rejected, not clamped;
 - an answer holding two JSON objects is rejected rather than picking one;
-- a truncated answer is rejected even when its visible part would parse.
+- a truncated answer is rejected even when its visible part would parse;
+- a crafted answer (a profile text can steer the model) is rejected, never raised: numbers with
+  thousands of digits, nesting deeper than the JSON decoder's recursion limit, an answer longer
+  than ``MAX_ANSWER_CHARS``.
 
 This module deliberately does no I/O, builds no prompts and knows nothing about HTTP errors
 (those are raised by the client before a body exists).
@@ -30,6 +33,8 @@ from smart_resume.integrations.http import snippet
 __all__ = ["IntField", "Reason", "Rejection", "Verdict", "VerdictSchema", "parse_verdict"]
 
 _DETAIL_CHARS = 120
+MAX_ANSWER_CHARS = 20_000
+"""A score and a few sentences need a few hundred characters; longer answers are not read."""
 _FENCE = re.compile(r"```[ \t]*(?:json)?[ \t]*\n?(.*?)```", re.DOTALL | re.IGNORECASE)
 _DECODER = json.JSONDecoder()
 
@@ -129,6 +134,9 @@ def _content(body: object) -> str | Rejection:
         return Rejection(Reason.AI_REFUSAL, f"no content (finish_reason {finish_reason!r})")
     if not isinstance(content, str):
         return Rejection(Reason.AI_BAD_SHAPE, f"content is a {type(content).__name__}, not text")
+    if len(content) > MAX_ANSWER_CHARS:
+        detail = f"answer of {len(content)} characters, more than {MAX_ANSWER_CHARS}"
+        return Rejection(Reason.AI_BAD_SHAPE, detail)
     return content
 
 
@@ -140,7 +148,7 @@ def _json_object(content: str) -> dict[str, Any] | Rejection:
         text = fenced.group(1).strip()
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return _scan_for_object(text)
     if not isinstance(value, dict):
         detail = f"answer is a JSON {type(value).__name__}, not an object"
@@ -154,8 +162,9 @@ def _scan_for_object(text: str) -> dict[str, Any] | Rejection:
         return Rejection(Reason.AI_NO_JSON, f"no JSON object in answer: {_excerpt(text)}")
     try:
         value, end = _DECODER.raw_decode(text, start)
-    except json.JSONDecodeError as exc:
-        return Rejection(Reason.AI_BAD_JSON, f"invalid JSON ({exc.msg}): {_excerpt(text)}")
+    except (ValueError, RecursionError) as exc:
+        detail = f"invalid JSON ({_decode_problem(exc)}): {_excerpt(text)}"
+        return Rejection(Reason.AI_BAD_JSON, detail)
     if _has_object_from(text, end):
         detail = f"more than one JSON object in answer: {_excerpt(text)}"
         return Rejection(Reason.AI_BAD_JSON, detail)
@@ -167,7 +176,7 @@ def _has_object_from(text: str, position: int) -> bool:
     while start != -1:
         try:
             _DECODER.raw_decode(text, start)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             start = text.find("{", start + 1)
         else:
             return True
@@ -180,9 +189,10 @@ def _validate(answer: dict[str, Any], schema: VerdictSchema) -> Verdict | Reject
         return Rejection(Reason.AI_MISSING_SCORE, f"no score in answer: {_excerpt(answer)}")
     score = _whole_number(raw_score)
     if score is None:
-        return Rejection(Reason.AI_BAD_SCORE, f"score {raw_score!r} is not a whole number")
+        detail = f"score {_excerpt(raw_score, quoted=True)} is not a whole number"
+        return Rejection(Reason.AI_BAD_SCORE, detail)
     if not schema.low <= score <= schema.high:
-        detail = f"score {score} is outside {schema.low}..{schema.high}"
+        detail = f"score {_excerpt(score)} is outside {schema.low}..{schema.high}"
         return Rejection(Reason.AI_SCORE_OUT_OF_RANGE, detail)
     assessment = answer.get("assessment")
     if assessment is not None and not isinstance(assessment, str):
@@ -193,7 +203,8 @@ def _validate(answer: dict[str, Any], schema: VerdictSchema) -> Verdict | Reject
         raw = answer.get(field.key)
         value = _whole_number(raw)
         if value is None or not field.low <= value <= field.high:
-            detail = f"{field.key} {raw!r} is not a whole number in {field.low}..{field.high}"
+            shown = _excerpt(raw, quoted=True)
+            detail = f"{field.key} {shown} is not a whole number in {field.low}..{field.high}"
             return Rejection(Reason.AI_BAD_SHAPE, detail)
         extras[field.key] = value
     return Verdict(score=score, assessment=(assessment or "").strip(), extras=extras)
@@ -215,5 +226,21 @@ def _whole_number(value: object) -> int | None:
     return None
 
 
-def _excerpt(text: object) -> str:
-    return snippet(str(text), _DETAIL_CHARS) if text else "(empty)"
+def _decode_problem(exc: ValueError | RecursionError) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return exc.msg
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return "a number too long to read"  # int() refuses more than sys.get_int_max_str_digits()
+
+
+def _excerpt(value: object, *, quoted: bool = False) -> str:
+    """A bounded one-line rendering of ``value``, also for values ``str`` cannot render (ints of
+    thousands of digits, structures nested too deeply)."""
+    if value is None or value == "":
+        return "(empty)" if not quoted else repr(value)
+    try:
+        text = repr(value) if quoted else str(value)
+    except (ValueError, RecursionError):
+        return f"(a {type(value).__name__} too large to show)"
+    return snippet(text, _DETAIL_CHARS)

@@ -18,10 +18,12 @@ if TYPE_CHECKING:
 __all__ = ["RETRIED_STATUSES", "Services"]
 
 RETRIED_STATUSES: Final = (429, 500, 502, 503, 504)
-"""What the AI and Apify sessions resend (an Apify run start only 429: a 5xx may hide a run that
-started). 429 too: both answer it under load (the AI endpoint above all, with several calls in
-flight), it means nothing was applied, and urllib3 honours its Retry-After. (Airtable's 429 needs
-the per-base penalty instead; its gateway handles that.)"""
+"""What the AI and Apify sessions resend. 429 too: both answer it under load (the AI endpoint
+above all, with several calls in flight), it means nothing was applied, and urllib3 honours its
+Retry-After. The 5xx only for idempotent requests: these sessions are not ``idempotent``, since
+a completion or an actor run answered with a 5xx may still have been billed (an Apify run start
+is resent on 429 only). (Airtable's 429 needs the per-base penalty instead; its gateway handles
+that.)"""
 
 
 class Services:
@@ -35,7 +37,7 @@ class Services:
 
     def __init__(self, settings: Settings, *, retry: Retry | None = None) -> None:
         self.settings = settings
-        self._retry = retry or retry_policy(statuses=RETRIED_STATUSES)
+        self._retry = retry or retry_policy(idempotent=False, statuses=RETRIED_STATUSES)
 
     @functools.cached_property
     def airtable(self) -> AirtableGateway:

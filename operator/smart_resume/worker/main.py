@@ -20,7 +20,7 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from smart_resume.config import Settings
-from smart_resume.core.clients import Client
+from smart_resume.core.clients import Client, for_stream
 from smart_resume.core.errors import ConfigurationError, SmartResumeError
 from smart_resume.core.spec import RunSpec
 from smart_resume.core.status import format_time
@@ -87,6 +87,10 @@ def run_worker(*, run_name: str, stream: int, namespace: str | None = None) -> i
     stream_status = ((run.get("status") or {}).get("streams") or {}).get(str(stream)) or {}
     try:
         clients = _load_clients(Services(settings), spec, stream)
+    except ConfigurationError as exc:  # e.g. no Airtable key in the credentials Secret
+        log.error("invalid configuration", extra={"detail": str(exc)})
+        patch({"reason": "InvalidConfiguration", "message": str(exc)})
+        return EXIT_CONFIGURATION
     except SmartResumeError as exc:
         log.error("cannot load the stream's clients", extra={"detail": str(exc)})
         patch({"reason": "ClientsUnavailable", "message": str(exc)})
@@ -115,7 +119,5 @@ def run_worker(*, run_name: str, stream: int, namespace: str | None = None) -> i
 
 def _load_clients(services: Services, spec: RunSpec, stream: int) -> list[Client]:
     if spec.clients:
-        return [
-            c for c in services.airtable.clients_by_id(list(spec.clients)) if c.stream == stream
-        ]
+        return for_stream(services.airtable.clients_by_id(spec.clients), stream, spec.streams)
     return list(services.airtable.active_clients(stream))

@@ -139,6 +139,17 @@ class StreamWorker:
 
     def _process(self, client: Client, tasks: list[str]) -> None:
         client_id = client.client_id
+        if client.problem:  # no attempt can fix the record: say why once, for a person to fix
+            log.warning(
+                "client record unusable", extra={"client": client_id, "detail": client.problem}
+            )
+            fields = {
+                "name": client.name,
+                "state": ClientState.QUARANTINED,
+                "message": client.problem,
+            }
+            self._update_client(client_id, fields)
+            return
         attempts = int(self._statuses[client_id].get("attempts", 0)) + 1
         log.info("client started", extra={"client": client_id, "attempt": attempts, "tasks": tasks})
         self._update_client(
