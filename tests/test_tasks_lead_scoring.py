@@ -259,7 +259,7 @@ def test_lead_scoring__rerun_does_no_work_twice(env: TaskEnv) -> None:
 
     assert (first.examined, first.succeeded, first.failed) == (15, 13, 1)
     assert second == TaskOutcome(examined=1, failed=1)
-    assert (env.ai.total_requests, len(env.lead_writes())) == (ai_calls + RETRIES + 1, writes)
+    assert (env.ai.total_requests, len(env.lead_writes())) == (ai_calls + 1, writes)
 
 
 def test_lead_scoring__honours_the_limit(env: TaskEnv) -> None:

@@ -22,7 +22,6 @@ from smart_resume.tasks.base import TaskOutcome
 from smart_resume.tasks.leads import Failure
 from support.task_env import (
     AI_ANSWERS,
-    RETRIES,
     TOPICS,
     TaskEnv,
     lead,
@@ -197,12 +196,12 @@ def test_post_scoring__each_kind_of_ai_answer(
 
 
 def test_post_scoring__ai_outage_leaves_the_posts_to_be_judged(env: TaskEnv) -> None:
-    """No answer (a 500 after the retries) is not a verdict: the lead's posts stay to be judged,
-    and the next attempt judges them."""
+    """No answer (a 500, never resent: the completion is billable) is not a verdict: the lead's
+    posts stay to be judged, and the next attempt judges them."""
     env.add_leads([harvested(n, three_posts(n)) for n in (1, 2)])
     before = env.leads()[profile_url(1)]
     down = Response.json({"error": {"message": "The server had an error"}}, 500)
-    env.ai.fail_next(down, times=RETRIES + 1)  # every send of the first lead's request
+    env.ai.fail_next(down)  # the first lead's one request
 
     outcome = post_scoring.run(env.context(concurrency=1))
 
