@@ -13,7 +13,7 @@ import kopf
 
 from smart_resume import resource
 from smart_resume.config import Settings
-from smart_resume.controller.lifecycle import RunLifecycle
+from smart_resume.controller.lifecycle import RetryLater, RunLifecycle
 from smart_resume.core.spec import InvalidSpecError
 from smart_resume.core.status import Phase, is_terminal
 from smart_resume.kube.connection import api_client
@@ -45,6 +45,8 @@ def start(
 ) -> None:
     try:
         memo.lifecycle.start(body, patch, logger)
+    except RetryLater as exc:
+        raise kopf.TemporaryError(str(exc), delay=exc.delay) from exc
     except InvalidSpecError as exc:
         # Only reachable when the CRD's validation was bypassed: retrying cannot fix a bad spec.
         patch.status["phase"] = Phase.FAILED
@@ -67,7 +69,10 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> 
 def suspend(
     body: kopf.Body, new: Any, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger, **_: Any
 ) -> None:
-    memo.lifecycle.set_suspended(body, patch, bool(new), logger)
+    try:
+        memo.lifecycle.set_suspended(body, patch, bool(new), logger)
+    except RetryLater as exc:
+        raise kopf.TemporaryError(str(exc), delay=exc.delay) from exc
 
 
 @kopf.on.delete(*RUNS, id="terminate")
