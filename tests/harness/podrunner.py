@@ -30,7 +30,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +88,8 @@ class PodRunner:
         self._stopping = threading.Event()
         self._watcher: watch.Watch | None = None
         self._thread = threading.Thread(target=self._watch_forever, name="pod-runner", daemon=True)
+        self.server_for: Callable[[client.V1Pod], str | None] = lambda pod: None
+        """The API server address a pod's kubeconfig names (a test may route a pod via a proxy)."""
 
     # -- public -----------------------------------------------------------------------------
 
@@ -187,6 +189,7 @@ class PodRunner:
                     namespace=local.namespace,
                     account=pod.spec.service_account_name or "default",
                     bound_pod=pod,
+                    server=self.server_for(pod),
                 )
             )
             local.log_path = pod_dir / "container.log"
