@@ -9,7 +9,8 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-stamp
 WORKER_JOB    := build/lint/worker-job.yaml
 HARNESS := PYTHONPATH=tests $(PYTHON) -m harness.controlplane
 
-.PHONY: venv test test-unit lint demo bench bench-client binaries cluster-up cluster-down cluster-status clean
+.PHONY: venv test test-unit lint demo bench bench-client bench-status binaries cluster-up cluster-down \
+	cluster-status clean
 
 venv: $(STAMP)
 
@@ -58,6 +59,10 @@ bench: $(STAMP)
 # One client through all three tasks, realistic latencies scaled down; prints figures (~6 min).
 bench-client: $(STAMP)
 	PYTHONPATH=tests $(PY) benchmarks/client_throughput.py
+
+# Status size and writes at 10 streams x 1,000 clients on a local control plane; prints figures.
+bench-status: $(STAMP)
+	PYTHONPATH=tests $(PY) benchmarks/status_size.py
 
 binaries:
 	bash hack/build-k8s-binaries.sh

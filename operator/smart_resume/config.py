@@ -56,6 +56,9 @@ class LeaseSettings:
     """A Lease not renewed for this long is stale and may be taken over by another run."""
     renew_interval_seconds: int = 60
     """How often the worker renews its stream's Lease (the heartbeat)."""
+    renew_deadline_seconds: int = 200
+    """A worker that has not renewed its Lease for this long kills its client in flight and
+    stops, before observers (waiting ``duration_seconds``) may take the Lease over."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,6 +171,13 @@ class Settings:
             and name not in known | OTHER_ENV_NAMES
             and not name.startswith(PLUGIN_ENV_PREFIX)
         ]
+        lease = groups["lease"]
+        if not lease.renew_interval_seconds < lease.renew_deadline_seconds < lease.duration_seconds:
+            problems.append(
+                "SMART_RESUME_LEASE_*: need renew interval < renew deadline < duration, got "
+                f"{lease.renew_interval_seconds} / {lease.renew_deadline_seconds} / "
+                f"{lease.duration_seconds} seconds"
+            )
         if problems:
             raise ConfigurationError("invalid configuration: " + "; ".join(problems))
         return cls(**groups)

@@ -45,7 +45,10 @@ def _rules(group: str, res: str, verbs: str, names: list[str] | None = None) -> 
 WORKER_RULES = (
     _rules("smartresume.io", "smartresumeruns", "get")
     | _rules("smartresume.io", "smartresumeruns/status", "patch")
-    | _rules("coordination.k8s.io", "leases", "get patch", STREAM_LEASES)
+    | _rules("smartresume.io", "smartresumestreams", "get")
+    | _rules("smartresume.io", "smartresumestreams/status", "patch")
+    | _rules("batch", "jobs", "get")
+    | _rules("coordination.k8s.io", "leases", "get patch delete", STREAM_LEASES)
 )
 OPERATOR_DISCOVERY_RULES = _rules(
     "apiextensions.k8s.io", "customresourcedefinitions", "list watch"
@@ -55,9 +58,11 @@ OPERATOR_RULES = (
     | _rules("smartresume.io", "smartresumeruns", "get list watch patch delete")
     | _rules("smartresume.io", "smartresumeruns/status", "patch")
     | _rules("smartresume.io", "smartresumeruns/finalizers", "update")
+    | _rules("smartresume.io", "smartresumestreams", "get list create")
+    | _rules("smartresume.io", "smartresumestreams/status", "update")
     | _rules("batch", "jobs", "list create patch delete")
     | _rules("coordination.k8s.io", "leases", "create")
-    | _rules("coordination.k8s.io", "leases", "get update delete", STREAM_LEASES)
+    | _rules("coordination.k8s.io", "leases", "get update patch delete", STREAM_LEASES)
     | _rules("", "events", "create")
 )
 SCHEDULER_RULES = _rules("smartresume.io", "smartresumeruns", "create")
