@@ -1,0 +1,277 @@
+"""PURE: the run report: what a run did per stream, per client and per task, as rows and text.
+
+``build_report`` reduces a SmartResumeRun and the checkpoints of its streams' cycles to a
+``RunReport``; ``render_text`` lays it out for a terminal of ``width`` columns (100 by default)
+in the style of ``tkn pr describe``; ``as_json`` gives the same content to scripts. A stream whose
+cycle has moved on (a later run opened a new one) shows its run-level figures only: its clients'
+detail now belongs to the later cycle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Final
+
+from smart_resume.core.spec import ordered_tasks
+
+TASK_LABELS: Final = {
+    "lead_scoring": "lead scoring",
+    "post_harvesting": "post harvesting",
+    "post_scoring": "post scoring",
+}
+COUNT_KEYS: Final = ("examined", "succeeded", "failed", "skipped")
+_ELLIPSIS: Final = "…"
+
+
+@dataclasses.dataclass(frozen=True)
+class CycleView:
+    """A stream's checkpoint as the report needs it: the cycle, and its clients decoded."""
+
+    cycle: str
+    clients: Mapping[str, Mapping[str, Any]]
+    """Per client ID: ``state``, ``attempts``, ``tasks.<task>`` with ``state`` and counts."""
+    problems: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Per client ID: the last error message of a client that failed, timed out or was
+    quarantined."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskLine:
+    task: str
+    state: str
+    examined: int
+    succeeded: int
+    failed: int
+    skipped: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ClientLine:
+    stream: int
+    client_id: str
+    state: str
+    attempts: int
+    tasks: tuple[TaskLine, ...]
+    problem: str
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamLine:
+    stream: int
+    phase: str
+    reason: str
+    message: str
+    cycle: str
+    resumed_from: str
+    clients_done: int
+    clients_total: int | None
+    job: str
+    detail: str
+    """Why the clients are not listed, when they are not (e.g. the cycle moved on)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunReport:
+    name: str
+    namespace: str
+    run_id: str
+    phase: str
+    start_time: str
+    completion_time: str
+    duration_seconds: float | None
+    progress: str
+    streams: tuple[StreamLine, ...]
+    clients: tuple[ClientLine, ...]
+
+
+def build_report(
+    run: Mapping[str, Any], cycles: Mapping[int, CycleView | None], *, now: datetime
+) -> RunReport:
+    """The report of ``run``; ``cycles`` holds each stream's checkpoint (None: none found).
+
+    ``now`` measures the duration of a run that has not ended yet.
+    """
+    metadata = run.get("metadata") or {}
+    status = run.get("status") or {}
+    streams: list[StreamLine] = []
+    clients: list[ClientLine] = []
+    for key, entry in sorted((status.get("streams") or {}).items(), key=lambda kv: int(kv[0])):
+        if not entry:
+            continue
+        stream = int(key)
+        view = cycles.get(stream)
+        own_cycle = view is not None and bool(entry.get("cycle")) and view.cycle == entry["cycle"]
+        detail = ""
+        if not entry.get("cycle"):
+            detail = "no cycle: the stream did not start"
+        elif view is None:
+            detail = "its checkpoint is gone"
+        elif not own_cycle:
+            detail = f"cycle {entry['cycle']} was closed; the stream is now in cycle {view.cycle}"
+        streams.append(
+            StreamLine(
+                stream=stream,
+                phase=str(entry.get("phase", "")),
+                reason=str(entry.get("reason") or ""),
+                message=str(entry.get("message") or ""),
+                cycle=str(entry.get("cycle") or ""),
+                resumed_from=str(entry.get("resumedFrom") or ""),
+                clients_done=int(entry.get("clientsDone") or 0),
+                clients_total=entry.get("clientsTotal"),
+                job=str(entry.get("job") or ""),
+                detail=detail,
+            )
+        )
+        if own_cycle and view is not None:
+            clients.extend(_client_lines(stream, view))
+    return RunReport(
+        name=str(metadata.get("name", "")),
+        namespace=str(metadata.get("namespace", "")),
+        run_id=str(status.get("runId") or ""),
+        phase=str(status.get("phase") or "Pending"),
+        start_time=str(status.get("startTime") or ""),
+        completion_time=str(status.get("completionTime") or ""),
+        duration_seconds=_duration(status, now),
+        progress=str(status.get("progress") or ""),
+        streams=tuple(streams),
+        clients=tuple(clients),
+    )
+
+
+def render_text(report: RunReport, *, width: int = 100) -> str:
+    """The report as a terminal shows it; no line is longer than ``width``."""
+    title = f"Run {report.name} ({report.run_id or 'no run ID yet'}): {report.phase}"
+    lines = [title, f"Namespace: {report.namespace}"]
+    timing = f"Started:   {report.start_time or '-'}"
+    if report.completion_time:
+        timing += f"   Ended: {report.completion_time}"
+    if report.duration_seconds is not None:
+        timing += f"   Duration: {format_duration(report.duration_seconds)}"
+    lines += [timing, f"Progress:  {report.progress or '-'} clients done", ""]
+    lines += _table(
+        ("STREAM", "PHASE", "REASON", "CYCLE", "RESUMED FROM", "DONE", "JOB"),
+        [
+            (
+                str(s.stream),
+                s.phase,
+                s.reason,
+                s.cycle,
+                s.resumed_from or "-",
+                f"{s.clients_done}/{'?' if s.clients_total is None else s.clients_total}",
+                s.job,
+            )
+            for s in report.streams
+        ],
+        width,
+    )
+    for stream in report.streams:
+        for note in (stream.message, stream.detail):
+            if note:
+                lines.append(_cut(f"  [{stream.stream}] {note}", width))
+    lines.append("")
+    rows: list[tuple[str, ...]] = []
+    notes: dict[int, str] = {}
+    for client in report.clients:
+        tasks = client.tasks or (TaskLine("-", "", 0, 0, 0, 0),)
+        for index, task in enumerate(tasks):
+            first = index == 0
+            rows.append(
+                (
+                    str(client.stream) if first else "",
+                    client.client_id if first else "",
+                    client.state if first else "",
+                    str(client.attempts) if first else "",
+                    TASK_LABELS.get(task.task, task.task),
+                    task.state,
+                    *(str(getattr(task, key)) for key in COUNT_KEYS),
+                )
+            )
+        if client.problem:
+            notes[len(rows) - 1] = f"    ! {client.problem}"
+    if rows:
+        header = ("STREAM", "CLIENT", "STATE", "TRIES", "TASK", "TASK STATE", "SEEN", "OK")
+        table = _table((*header, "FAILED", "SKIPPED"), rows, width, squeeze=1)
+        lines.append(table[0])
+        for index, line in enumerate(table[1:]):
+            lines.append(line)
+            if index in notes:
+                lines.append(_cut(notes[index], width))
+    else:
+        lines.append("No client detail.")
+    return "\n".join(_cut(line, width) for line in lines) + "\n"
+
+
+def as_json(report: RunReport) -> dict[str, Any]:
+    """The report as plain data (``-o json``)."""
+    return dataclasses.asdict(report)
+
+
+def format_duration(seconds: float) -> str:
+    """``42 s``, ``2.5 minutes``, ``1.3 hours``: how the records and the report say durations."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} minutes"
+    return f"{seconds / 3600:.1f} hours"
+
+
+def _client_lines(stream: int, view: CycleView) -> list[ClientLine]:
+    lines = []
+    for client_id, entry in view.clients.items():
+        progress: Mapping[str, Mapping[str, Any]] = entry.get("tasks") or {}
+        tasks = tuple(
+            TaskLine(
+                task=task,
+                state=str(progress[task].get("state", "")),
+                **{key: int(progress[task].get(key, 0)) for key in COUNT_KEYS},
+            )
+            for task in ordered_tasks(progress)
+        )
+        lines.append(
+            ClientLine(
+                stream=stream,
+                client_id=client_id,
+                state=str(entry.get("state", "")),
+                attempts=int(entry.get("attempts", 0)),
+                tasks=tasks,
+                problem=view.problems.get(client_id, ""),
+            )
+        )
+    return lines
+
+
+def _duration(status: Mapping[str, Any], now: datetime) -> float | None:
+    start = _parse(status.get("startTime"))
+    if start is None:
+        return None
+    end = _parse(status.get("completionTime")) or now
+    return max((end - start).total_seconds(), 0.0)
+
+
+def _parse(value: Any) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def _table(
+    header: Sequence[str], rows: Sequence[Sequence[str]], width: int, *, squeeze: int = -1
+) -> list[str]:
+    """Left-aligned columns two spaces apart; column ``squeeze`` (default: the last) is cut to
+    make each line fit ``width``."""
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+    index = squeeze % len(widths)
+    excess = sum(widths) + 2 * (len(widths) - 1) - width
+    if excess > 0:
+        widths[index] = max(widths[index] - excess, len(header[index]))
+    return [
+        "  ".join(_cut(cell, w).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in (header, *rows)
+    ]
+
+
+def _cut(text: str, width: int) -> str:
+    text = text.replace("\n", " ").replace("\r", " ")
+    return text if len(text) <= width else text[: width - 1] + _ELLIPSIS
