@@ -55,14 +55,14 @@ CYCLE_1 = CycleView(
                 "lead_scoring": _task("Completed", 8, 7, skipped=1),
             },
         },
-        "o'brien-\"partners\"-search-with-a-very-long-client-identifier": {
+        'o\'brien-"partners"-search-with-a-very-long-client-identifier': {
             "state": "Failed",
             "attempts": 2,
             "tasks": {"lead_scoring": _task("Failed", 3, 1, failed=2)},
         },
     },
     problems={
-        "o'brien-\"partners\"-search-with-a-very-long-client-identifier": "AI endpoint answered "
+        'o\'brien-"partners"-search-with-a-very-long-client-identifier': "AI endpoint answered "
         "500\nthen the connection broke " + "x" * 200
     },
 )
