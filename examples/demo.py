@@ -191,7 +191,7 @@ def _report(api: client.ApiClient, name: str) -> None:
 
 
 def _ai_requests_per_lead(ai: FakeAI) -> int:
-    """Print how many AI requests each lead cost per task; return how many leads were asked twice."""
+    """Print the AI requests each lead cost, per task; return how many leads were asked twice."""
     per_lead: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     for request in list(ai.requests):
         messages = request.json().get("messages") or []

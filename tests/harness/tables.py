@@ -1,4 +1,4 @@
-"""What `kubectl get` prints: the API server's own Table rendering of a resource's printer columns."""
+"""What `kubectl get` prints: the API server's Table rendering of a resource's printer columns."""
 
 from __future__ import annotations
 

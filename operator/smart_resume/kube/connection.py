@@ -18,7 +18,7 @@ def api_client() -> client.ApiClient:
 
 
 def current_namespace() -> str:
-    """The namespace kubectl would use: the pod's own in a cluster, else the kubeconfig context's."""
+    """The namespace kubectl would use: the pod's own in a cluster, else the kubeconfig's."""
     if IN_CLUSTER_NAMESPACE.exists():
         return IN_CLUSTER_NAMESPACE.read_text().strip()
     try:
