@@ -206,9 +206,8 @@ def _ai_requests_per_lead(ai: FakeAI) -> int:
         histogram = collections.Counter(counts.values())
         repeats += sum(n for times, n in histogram.items() if times > 1)
         spread = ", ".join(f"{n} lead(s) asked {times}x" for times, n in sorted(histogram.items()))
-        print(
-            f"    {task:<14} {sum(counts.values()):>4} requests for {len(counts):>3} leads: {spread}"
-        )
+        total = sum(counts.values())
+        print(f"    {task:<14} {total:>4} requests for {len(counts):>3} leads: {spread}")
     return repeats
 
 
