@@ -168,7 +168,7 @@ def _run(api: client.ApiClient, name: str, spec: dict[str, Any]) -> dict[str, An
     deadline = time.monotonic() + TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         columns, rows = get_table(api, path)
-        row = next((r for r in rows if r[0] == name), None)
+        row = next(([c or "" for c in r] for r in rows if r[0] == name), None)
         if row is not None and row[:-1] != shown:  # Age changes by itself: not a change
             if not shown:
                 print("    " + "".join(f"{c.upper():<14}" for c in columns[:4]) + "CURRENT")

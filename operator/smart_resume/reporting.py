@@ -19,19 +19,21 @@ from smart_resume.core.checkpoint import decode_clients
 from smart_resume.core.report import CycleView, RunReport, as_json, build_report, render_text
 from smart_resume.core.status import is_terminal
 from smart_resume.kube.runs import Runs
-from smart_resume.kube.streams import FIELD_MANAGER_OPERATOR, Checkpoints
+from smart_resume.kube.streams import Checkpoints
 
 WATCH_TIMEOUT_SECONDS = 300
+READER = "smart-resume-report"
+"""The field manager the report would write as; it only ever reads."""
 
 
 def fetch_report(api: client.ApiClient, namespace: str, name: str) -> RunReport:
-    return report_of(api, Runs(api).get(namespace, name))
+    return report_of(api, Runs(api, field_manager=READER).get(namespace, name))
 
 
 def report_of(api: client.ApiClient, run: dict[str, Any]) -> RunReport:
     """The report of ``run``, with the checkpoint of each stream it started."""
     namespace = run["metadata"]["namespace"]
-    checkpoints = Checkpoints(api, field_manager=FIELD_MANAGER_OPERATOR)
+    checkpoints = Checkpoints(api, field_manager=READER)
     cycles: dict[int, CycleView | None] = {}
     for key, entry in ((run.get("status") or {}).get("streams") or {}).items():
         name = (entry or {}).get("checkpoint")
@@ -60,7 +62,7 @@ def print_report(
 ) -> int:
     """Print the report of run ``name`` (``output``: text or json); 1 if there is no such run."""
     try:
-        run = Runs(api).get(namespace, name)
+        run = Runs(api, field_manager=READER).get(namespace, name)
     except client.ApiException as exc:
         if exc.status == 404:
             print(f"error: no SmartResumeRun {name!r} in namespace {namespace!r}", file=sys.stderr)
@@ -68,7 +70,8 @@ def print_report(
         raise
     _emit(report_of(api, run), output, out)
     while follow and not is_terminal((run.get("status") or {}).get("phase", "")):
-        for event in watch.Watch().stream(
+        # kubernetes.watch has no annotations.
+        for event in watch.Watch().stream(  # type: ignore[no-untyped-call]
             client.CustomObjectsApi(api).list_namespaced_custom_object,
             resource.GROUP,
             resource.VERSION,
@@ -86,7 +89,7 @@ def print_report(
             if is_terminal((run.get("status") or {}).get("phase", "")):
                 break
         else:  # the watch timed out: start over from the run as it is now
-            run = Runs(api).get(namespace, name)
+            run = Runs(api, field_manager=READER).get(namespace, name)
     return 0
 
 
