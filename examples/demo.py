@@ -169,7 +169,7 @@ def _run(api: client.ApiClient, name: str, spec: dict[str, Any]) -> dict[str, An
     while time.monotonic() < deadline:
         columns, rows = get_table(api, path)
         row = next(([c or "" for c in r] for r in rows if r[0] == name), None)
-        if row is not None and row[:-1] != shown:  # Age changes by itself: not a change
+        if row is not None and row[1] and row[:-1] != shown:  # Age changes by itself
             if not shown:
                 print("    " + "".join(f"{c.upper():<14}" for c in columns[:4]) + "CURRENT")
             print("    " + "".join(f"{str(c):<14}" for c in row[:4]) + str(row[4]), flush=True)
