@@ -1,12 +1,14 @@
-"""`make demo`: one SmartResumeRun end to end, on this machine, with nothing to install by hand.
+"""`make demo`: the product's promise, told as a story on this machine, with nothing to install.
 
-It starts a local Kubernetes control plane (the same one the tests use), the local fakes of
-Airtable, the AI endpoint and Apify (real HTTP on 127.0.0.1, seeded with four fictional clients and
-their leads), the operator with its own least-privilege identity, and a pod runner standing in for
-the kubelet. Then it creates a two-stream SmartResumeRun, prints its progress the way
-`kubectl get srr` shows it, and finally what the run did: per-client task counts from the streams'
-checkpoints (SmartResumeStreams), the Events of `kubectl describe`, and the leads as they now
-stand in the client bases.
+1. The stage: a local Kubernetes control plane (the one the tests use), the local fakes of
+   Airtable, the AI endpoint and Apify (real HTTP on 127.0.0.1, seeded with fictional clients and
+   their leads), the operator with its own least-privilege identity, and a pod runner standing in
+   for the kubelet.
+2. Night one: the nightly SmartResumeRun is cut short by its deadline, part-way through.
+3. Night two: the next run resumes each stream's cycle exactly where the first one stopped; its
+   status names the run it resumed from, and no lead is sent to the AI twice.
+4. What an operator of the operator sees: the printer columns while the runs work, the run report
+   (`smart-resume report`), the Events, the Prometheus metrics, and the leads in the client bases.
 Everything is stopped and removed at the end.
 """
 
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import io
+import json
 import os
 import shutil
 import sys
@@ -34,32 +38,39 @@ from harness.cluster import RESTRICTED_POD_SECURITY, Cluster, install_crds
 from harness.controlplane import ControlPlane
 from harness.operator import OperatorProcess
 from harness.podrunner import POD_RUNNER_SCHEDULER, PodRunner
+from harness.tables import get_table
 from smart_resume import resource
-from smart_resume.core.checkpoint import decode_clients
 from smart_resume.core.status import is_terminal
 from smart_resume.integrations.airtable_fields import ClientsTable, LeadsTable, ScoringStatus
 from smart_resume.integrations.apify import Post
+from smart_resume.reporting import print_report
 
 REPO = Path(__file__).resolve().parents[1]
 NAMESPACE = "smart-resume-demo"
 OPERATOR_NAMESPACE = "smart-resume-system"
 MASTER_BASE = "appDemoMaster0001"
-RUN = "demo-nightly"
 CLIENTS = [  # client id, name, stream
     ("acme-recruiting", "Acme Recruiting", 1),
     ("blue-harbor", "Blue Harbor Talent", 1),
+    ("fjord-staffing", "Fjord Staffing", 1),
     ("cedar-talent", "Cedar Talent Partners", 2),
     ("obrien-partners", 'O\'Brien & "Partners" Search', 2),
+    ("dune-search", "Dune Executive Search", 2),
 ]
 LEADS_PER_CLIENT = 8
-TIMEOUT_SECONDS = 240
+AI_LATENCY_SECONDS = 0.6
+"""Slow enough that the first night's deadline leaves clients for the second."""
+FIRST_NIGHT = {"deadlineSeconds": 14, "clientTimeoutSeconds": 6}
+TIMEOUT_SECONDS = 150
 
 
 def main() -> int:
+    started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="smart-resume-demo-"))
     with contextlib.ExitStack() as stack:
         stack.callback(shutil.rmtree, workdir, ignore_errors=True)
-        say("starting a local control plane (etcd, kube-apiserver, kube-controller-manager)")
+        chapter("The stage")
+        say("a local control plane: etcd, kube-apiserver, kube-controller-manager")
         plane = ControlPlane(workdir / "cluster")
         stack.callback(plane.down)
         plane.up()
@@ -68,26 +79,14 @@ def main() -> int:
         install_crds(api, REPO / "crds")
         operator_kubeconfig = _prepare_namespaces(api, cluster, workdir)
 
-        say("starting the local fakes of Airtable, the AI endpoint and Apify")
+        say(f"local fakes of Airtable, the AI endpoint and Apify; {len(CLIENTS)} clients")
         airtable = stack.enter_context(FakeAirtable())
-        ai = stack.enter_context(FakeAI(latency_seconds=0.05))
+        ai = stack.enter_context(FakeAI(latency_seconds=AI_LATENCY_SECONDS))
         apify = stack.enter_context(FakeApify())
         _seed(airtable, ai, apify)
 
-        runner = PodRunner(
-            api,
-            cluster,
-            workdir=workdir / "pods",
-            base_env={
-                "PATH": os.pathsep.join(
-                    [str(Path(sys.executable).parent), os.environ.get("PATH", "")]
-                ),
-                "HOME": str(workdir),
-                "LANG": "C.UTF-8",
-                "PYTHONUNBUFFERED": "1",
-            },
-        )
         (workdir / "pods").mkdir()
+        runner = PodRunner(api, cluster, workdir=workdir / "pods", base_env=_pod_env(workdir))
         runner.start()
         stack.callback(runner.stop)
         operator = OperatorProcess(
@@ -97,27 +96,166 @@ def main() -> int:
         )
         stack.callback(operator.stop)
         operator.start()
-        say(f"operator running; creating SmartResumeRun {RUN} for streams 1 and 2\n")
+        say("the operator runs with its own ServiceAccount; a pod runner plays the kubelet")
 
-        client.CustomObjectsApi(api).create_namespaced_custom_object(
-            resource.GROUP,
-            resource.VERSION,
-            NAMESPACE,
-            resource.PLURAL,
-            {
-                "apiVersion": resource.API_VERSION,
-                "kind": resource.KIND,
-                "metadata": {"name": RUN},
-                "spec": {"streams": [1, 2], "clientTimeoutSeconds": 120},
-            },
+        chapter("Night one: the nightly run meets its deadline part-way")
+        say(f"kubectl apply: SmartResumeRun nightly-1, streams 1 and 2, {_spec_text(FIRST_NIGHT)}")
+        first = _run(api, "nightly-1", FIRST_NIGHT)
+        print()
+        _report(api, "nightly-1")
+
+        chapter("Night two: the next run resumes where the first stopped")
+        say("kubectl apply: SmartResumeRun nightly-2, streams 1 and 2, default deadline")
+        second = _run(api, "nightly-2", {})
+        for key, entry in sorted(second["status"]["streams"].items()):
+            say(
+                f"stream {key}: cycle {entry.get('cycle')} resumed from "
+                f"{entry.get('resumedFrom') or 'nothing (a new cycle)'}"
+            )
+        print()
+        _report(api, "nightly-2")
+        repeats = _ai_requests_per_lead(ai)
+
+        chapter("What kubectl describe shows: the Events")
+        for name in ("nightly-1", "nightly-2"):
+            _events(api, name)
+
+        chapter("What Prometheus scrapes from the operator")
+        _metrics(operator)
+
+        chapter("The leads in the client bases")
+        _leads(airtable)
+
+        chapter("The end")
+        ok = second["status"]["phase"] == "Succeeded" and first["status"]["phase"] == "TimedOut"
+        say(
+            f"night one {first['status']['phase']}, night two {second['status']['phase']}; "
+            f"leads sent to the AI twice: {repeats}; demo took {time.monotonic() - started:.0f} s"
         )
-        run = _watch(api)
-        _report(api, run, airtable)
-        return 0 if run["status"]["phase"] == "Succeeded" else 1
+        say("stopping the operator, the pod runner, the fakes and the control plane")
+        return 0 if ok and repeats == 0 else 1
+
+
+def chapter(title: str) -> None:
+    print(f"\n{'=' * 100}\n{title}\n{'=' * 100}", flush=True)
 
 
 def say(message: str) -> None:
     print(f"==> {message}", flush=True)
+
+
+def _spec_text(spec: dict[str, Any]) -> str:
+    return ", ".join(f"{key} {value}" for key, value in spec.items())
+
+
+def _run(api: client.ApiClient, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """Create the run, print its printer columns whenever they change, return it once it ended."""
+    client.CustomObjectsApi(api).create_namespaced_custom_object(
+        resource.GROUP,
+        resource.VERSION,
+        NAMESPACE,
+        resource.PLURAL,
+        {
+            "apiVersion": resource.API_VERSION,
+            "kind": resource.KIND,
+            "metadata": {"name": name},
+            "spec": {"streams": [1, 2], **spec},
+        },
+    )
+    say(f"kubectl get srr {name} --watch")
+    path = f"/apis/{resource.GROUP}/{resource.VERSION}/namespaces/{NAMESPACE}/{resource.PLURAL}"
+    shown: list[object] = []
+    deadline = time.monotonic() + TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        columns, rows = get_table(api, path)
+        row = next(([c or "" for c in r] for r in rows if r[0] == name), None)
+        if row is not None and row[1] and row[:-1] != shown:  # Age changes by itself
+            if not shown:
+                print("    " + "".join(f"{c.upper():<14}" for c in columns[:4]) + "CURRENT")
+            print("    " + "".join(f"{str(c):<14}" for c in row[:4]) + str(row[4]), flush=True)
+            shown = row[:-1]
+        run = client.CustomObjectsApi(api).get_namespaced_custom_object(
+            resource.GROUP, resource.VERSION, NAMESPACE, resource.PLURAL, name
+        )
+        if is_terminal((run.get("status") or {}).get("phase", "")):
+            return run
+        time.sleep(0.5)
+    raise SystemExit(f"run {name} did not finish within {TIMEOUT_SECONDS}s")
+
+
+def _report(api: client.ApiClient, name: str) -> None:
+    say(f"smart-resume report {name}   (also: kubectl smart-resume report {name})")
+    buffer = io.StringIO()
+    print_report(api, NAMESPACE, name, out=buffer)
+    print("\n".join(f"    {line}" if line else "" for line in buffer.getvalue().splitlines()))
+
+
+def _ai_requests_per_lead(ai: FakeAI) -> int:
+    """Print the AI requests each lead cost, per task; return how many leads were asked twice."""
+    per_lead: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    for request in list(ai.requests):
+        messages = request.json().get("messages") or []
+        system = next((m["content"] for m in messages if m.get("role") == "system"), "")
+        user = json.loads(next((m["content"] for m in messages if m.get("role") == "user"), "{}"))
+        task = "lead scoring" if system.startswith("You score sales leads") else "post scoring"
+        lead = user.get("lead_profile_url") or _profile_url(user.get("lead") or {})
+        per_lead[task][lead] += 1
+    say("AI requests per lead, over both nights:")
+    repeats = 0
+    for task, counts in sorted(per_lead.items()):
+        histogram = collections.Counter(counts.values())
+        repeats += sum(n for times, n in histogram.items() if times > 1)
+        spread = ", ".join(f"{n} lead(s) asked {times}x" for times, n in sorted(histogram.items()))
+        total = sum(counts.values())
+        print(f"    {task:<14} {total:>4} requests for {len(counts):>3} leads: {spread}")
+    return repeats
+
+
+def _profile_url(lead: dict[str, Any]) -> str:
+    return next(
+        (str(v) for v in lead.values() if str(v).startswith("https://www.linkedin.com/in/")), "?"
+    )
+
+
+def _events(api: client.ApiClient, name: str) -> None:
+    say(f"kubectl describe srr {name}")
+    events = (
+        client.CoreV1Api(api)
+        .list_namespaced_event(NAMESPACE, field_selector=f"involvedObject.name={name}")
+        .items
+    )
+    for event in sorted(
+        events, key=lambda e: (e.metadata.creation_timestamp, int(e.metadata.resource_version))
+    ):
+        print(f"    {event.type:<8}{event.reason:<22}{event.message}"[:104])
+
+
+def _metrics(operator: OperatorProcess) -> None:
+    say("curl http://<operator>:9090/metrics | grep smart_resume_   (non-zero samples)")
+    for line in operator.scrape().splitlines():
+        if not line.startswith("smart_resume_") or "_created" in line or "_bucket" in line:
+            continue
+        if float(line.rsplit(" ", 1)[1]) != 0:
+            print(f"    {line}")
+
+
+def _leads(airtable: FakeAirtable) -> None:
+    for number, (_client_id, name, _) in enumerate(CLIENTS, start=1):
+        records = airtable.records(f"appDemoClient{number:04d}", LeadsTable.TABLE)
+        states = collections.Counter(
+            r["fields"].get(LeadsTable.SCORING_STATUS, "") for r in records
+        )
+        scores = [
+            r["fields"][LeadsTable.AI_SCORE] for r in records if LeadsTable.AI_SCORE in r["fields"]
+        ]
+        posts = sum(r["fields"].get(LeadsTable.POSTS_HARVESTED_COUNT, 0) for r in records)
+        best = max(
+            (r["fields"].get(LeadsTable.POSTS_RELEVANCE_SCORE, -1) for r in records), default=-1
+        )
+        print(
+            f"    {name:<30} scoring {dict(states)}; mean score "
+            f"{sum(scores) / max(len(scores), 1):.0f}; posts {posts}; best post score {best}"
+        )
 
 
 def _prepare_namespaces(api: client.ApiClient, cluster: Cluster, workdir: Path) -> Path:
@@ -210,7 +348,16 @@ def _seed(airtable: FakeAirtable, ai: FakeAI, apify: FakeApify) -> None:
         airtable.add_records(base, LeadsTable.TABLE, leads)
     # Real-world AI trouble, handled per lead: a refusal and an answer wrapped in prose.
     ai.script(f"{CLIENTS[0][0]}-lead-02", Answer.REFUSAL)
-    ai.script(f"{CLIENTS[2][0]}-lead-05", Answer.PROSE)
+    ai.script(f"{CLIENTS[3][0]}-lead-05", Answer.PROSE)
+
+
+def _pod_env(workdir: Path) -> dict[str, str]:
+    return {
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        "HOME": str(workdir),
+        "LANG": "C.UTF-8",
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
 def _operator_env(
@@ -229,80 +376,6 @@ def _operator_env(
         "SMART_RESUME_JOB_TERMINATION_GRACE_PERIOD_SECONDS": "5",
         "SMART_RESUME_LEASE_RENEW_INTERVAL_SECONDS": "5",
     }
-
-
-def _watch(api: client.ApiClient) -> dict[str, Any]:
-    objects = client.CustomObjectsApi(api)
-    print(f"{'NAME':<14}{'PHASE':<20}{'STREAMS':<9}{'PROGRESS':<10}CURRENT")
-    shown = None
-    deadline = time.monotonic() + TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        run = objects.get_namespaced_custom_object(
-            resource.GROUP, resource.VERSION, NAMESPACE, resource.PLURAL, RUN
-        )
-        status = run.get("status") or {}
-        row = (
-            status.get("phase", ""),
-            status.get("streamsSummary", ""),
-            status.get("progress", ""),
-            status.get("current", ""),
-        )
-        if row != shown and row[0]:
-            print(f"{RUN:<14}{row[0]:<20}{row[1]:<9}{row[2]:<10}{row[3]}", flush=True)
-            shown = row
-        if is_terminal(status.get("phase", "")):
-            return run
-        time.sleep(0.5)
-    raise SystemExit(f"the run did not finish within {TIMEOUT_SECONDS}s")
-
-
-def _report(api: client.ApiClient, run: dict[str, Any], airtable: FakeAirtable) -> None:
-    status = run["status"]
-    print(
-        f"\nrun {status['runId']}: {status['phase']}, {status['progress']} clients, "
-        f"from {status['startTime']} to {status['completionTime']}\n"
-    )
-    print(
-        f"{'STREAM':<8}{'CLIENT':<18}{'STATE':<11}{'TASK':<17}{'EXAMINED':>9}{'OK':>5}{'SKIPPED':>9}"
-    )
-    for stream, entry in sorted(status["streams"].items()):
-        checkpoint = client.CustomObjectsApi(api).get_namespaced_custom_object(
-            resource.GROUP, resource.VERSION, NAMESPACE, resource.STREAM_PLURAL, entry["checkpoint"]
-        )
-        for client_id, progress in sorted(decode_clients(checkpoint["status"]).items()):
-            for task, counts in progress["tasks"].items():
-                print(
-                    f"{stream:<8}{client_id:<18}{progress['state']:<11}{task:<17}"
-                    f"{counts['examined']:>9}{counts['succeeded']:>5}{counts['skipped']:>9}"
-                )
-    print("\nEvents (kubectl describe srr):")
-    events = (
-        client.CoreV1Api(api)
-        .list_namespaced_event(NAMESPACE, field_selector=f"involvedObject.name={RUN}")
-        .items
-    )
-    for event in sorted(
-        events, key=lambda e: (e.metadata.creation_timestamp, int(e.metadata.resource_version))
-    ):
-        print(f"  {event.type:<8}{event.reason:<22}{event.message}")
-    print("\nLeads in the client bases:")
-    for number, (_client_id, name, _) in enumerate(CLIENTS, start=1):
-        records = airtable.records(f"appDemoClient{number:04d}", LeadsTable.TABLE)
-        states = collections.Counter(
-            r["fields"].get(LeadsTable.SCORING_STATUS, "") for r in records
-        )
-        scores = [
-            r["fields"][LeadsTable.AI_SCORE] for r in records if LeadsTable.AI_SCORE in r["fields"]
-        ]
-        posts = sum(r["fields"].get(LeadsTable.POSTS_HARVESTED_COUNT, 0) for r in records)
-        best = max(
-            (r["fields"].get(LeadsTable.POSTS_RELEVANCE_SCORE, -1) for r in records), default=-1
-        )
-        print(
-            f"  {name:<32} scoring {dict(states)}; mean score "
-            f"{sum(scores) / max(len(scores), 1):.0f}; posts harvested {posts}; "
-            f"best post score {best}"
-        )
 
 
 if __name__ == "__main__":

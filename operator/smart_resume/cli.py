@@ -1,5 +1,5 @@
-"""The ``smart-resume`` command: ``operator`` (the kopf operator) and ``worker`` (a stream's
-Job)."""
+"""The ``smart-resume`` command: ``operator`` (the kopf operator), ``worker`` (a stream's Job) and
+``report`` (a run's streams, clients and tasks; also ``kubectl smart-resume report``)."""
 
 from __future__ import annotations
 
@@ -44,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--namespace", default=None, help="namespace of the run (default: $SMART_RESUME_NAMESPACE)"
     )
+
+    report = commands.add_parser("report", help="print a run's streams, clients and tasks")
+    report.add_argument("run", help="name of the SmartResumeRun")
+    report.add_argument("--namespace", "-n", default=None, help="default: the kubeconfig's")
+    report.add_argument("--watch", "-w", action="store_true", help="follow the run until it ends")
+    report.add_argument("--output", "-o", choices=("text", "json"), default="text")
     return parser
 
 
@@ -51,11 +57,26 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "operator":
         return _operator(args)
+    if args.command == "report":
+        return _report(args)
     from smart_resume.logs import configure_logging
     from smart_resume.worker.main import run_worker
 
     configure_logging(args.log_format, verbose=args.verbose)
     return run_worker(run_name=args.run, stream=args.stream, namespace=args.namespace)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from smart_resume.kube.connection import api_client, current_namespace
+    from smart_resume.reporting import print_report
+
+    return print_report(
+        api_client(),
+        args.namespace or current_namespace(),
+        args.run,
+        output=args.output,
+        follow=args.watch,
+    )
 
 
 def _operator(args: argparse.Namespace) -> int:
