@@ -207,6 +207,25 @@ def test_pages__reads_the_next_page_only_when_the_last_one_is_consumed(
     assert requests_to(fake, "GET", CLIENT_BASE, LeadsTable.TABLE) == 3
 
 
+def test_pages__a_listing_dropped_between_pages_starts_again_without_repeats(
+    fake: FakeAirtable, gateway: AirtableGateway
+) -> None:
+    """Airtable's 422 LIST_RECORDS_ITERATOR_NOT_AVAILABLE between pages restarts the listing;
+    records already handed out are not handed out again, none is missed."""
+    add_leads(fake, 230, **{LeadsTable.SCORING_STATUS: ScoringStatus.TO_BE_SCORED})
+    to_score = F.match({LeadsTable.SCORING_STATUS: ScoringStatus.TO_BE_SCORED})
+    pages = gateway.pages(CLIENT_BASE, LeadsTable.TABLE, formula=to_score)
+    first = next(pages)
+    expired = Response.json({"error": {"type": "LIST_RECORDS_ITERATOR_NOT_AVAILABLE"}}, 422)
+    fake.fail_next(expired)
+
+    rest = [record for page in pages for record in page]
+
+    ids = [record["id"] for record in first + rest]
+    assert len(ids) == len(set(ids)) == 230
+    assert requests_to(fake, "GET", CLIENT_BASE, LeadsTable.TABLE) == 1 + 1 + 3  # dropped, again
+
+
 def test_select__max_records_stops_early(fake: FakeAirtable, gateway: AirtableGateway) -> None:
     """max_records caps the result (a lead-scoring limit) in a single request."""
     add_leads(fake, 150, **{LeadsTable.SCORING_STATUS: ScoringStatus.TO_BE_SCORED})

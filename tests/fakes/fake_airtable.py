@@ -621,11 +621,16 @@ class FakeAirtable(FakeService):
         return self._list(base_id, table_name, table, _query_from_params(request.query))
 
     def _write_atomically(self, request: Request, table: _Table, rest: str) -> Response:
-        saved = copy.deepcopy(table.records)
+        # Writes replace a record's fields dict, never change it in place, so keeping the dicts
+        # (not deep copies of the table, slow at 10,000 records) is enough to roll back.
+        saved_records = dict(table.records)
+        saved_fields = [(record, record.fields) for record in saved_records.values()]
         try:
             return self._write(request, table, rest)
         except _ApiError:
-            table.records = saved
+            table.records = saved_records
+            for record, fields in saved_fields:
+                record.fields = fields
             raise
 
     def _write(self, request: Request, table: _Table, rest: str) -> Response:

@@ -59,6 +59,8 @@ SERVICE: Final = "airtable"
 RETRIED_STATUSES: Final = (500, 502, 503, 504)
 """429 is left out on purpose: it needs the per-base penalty, which urllib3 cannot apply."""
 CONNECT_TIMEOUT_SECONDS: Final = 5
+ITERATOR_RESTARTS: Final = 3
+"""Times a listing that Airtable dropped between pages is started again."""
 RATE_LIMITED_ATTEMPTS: Final = 3
 """Sends of one request while Airtable answers 429 (so up to two penalties are waited out)."""
 
@@ -170,6 +172,11 @@ class AirtableGateway:
         """The records matching ``formula``, one page (up to 100) at a time, each page fetched
         only when the previous one has been consumed, so memory does not grow with the table.
 
+        Airtable may drop a listing between pages (422 ``LIST_RECORDS_ITERATOR_NOT_AVAILABLE``,
+        after client inactivity or a server restart): the listing then starts again, up to
+        ``ITERATOR_RESTARTS`` times, and records already yielded are left out, so that none is
+        handed out (and paid for) twice.
+
         Args:
             formula: built with ``pyairtable.formulas`` (``match``, ``EQ``, ``AND``, ...).
             fields: return only these fields (default: all non-empty ones).
@@ -180,15 +187,25 @@ class AirtableGateway:
             options["fields"] = list(fields)
         if max_records is not None:
             options["max_records"] = max_records
-        action = f"select from {table} in {base_id}"
-        with self._mapped_errors(action):
-            pages = self._api.table(base_id, table).iterate(**options)
-        while True:
-            with self._mapped_errors(action):
-                page = next(pages, None)
-            if page is None:
-                return
-            yield page
+        yielded: set[str] = set()
+        for restart in range(ITERATOR_RESTARTS + 1):
+            with self._mapped_errors(f"select from {table} in {base_id}"):
+                try:
+                    for page in self._api.table(base_id, table).iterate(**options):
+                        fresh = [record for record in page if record["id"] not in yielded]
+                        if max_records is not None:
+                            fresh = fresh[: max_records - len(yielded)]
+                        yielded.update(record["id"] for record in fresh)
+                        if fresh:
+                            yield fresh
+                    return
+                except requests.HTTPError as exc:
+                    if restart == ITERATOR_RESTARTS or not _listing_expired(exc):
+                        raise
+                    _log.warning(
+                        "Airtable dropped a listing between pages; listing again",
+                        extra={"base_id": base_id, "table": table},
+                    )
 
     def batch_update(
         self, base_id: str, table: str, updates: Sequence[UpdateRecordDict]
@@ -356,6 +373,15 @@ def _mapped(exc: requests.RequestException, action: str, *, api_key: str) -> Int
         error = TransientError if status in http.TRANSIENT_STATUSES else PermanentError
         message = f"Airtable {action}: HTTP {status} {_error_detail(response, api_key)}"
     return error(http.redact(message, api_key), service=SERVICE, status=status)
+
+
+def _listing_expired(exc: requests.HTTPError) -> bool:
+    response = exc.response
+    return (
+        response is not None
+        and response.status_code == 422
+        and "LIST_RECORDS_ITERATOR_NOT_AVAILABLE" in response.text
+    )
 
 
 def _root_cause(exc: requests.RequestException) -> object:

@@ -193,7 +193,7 @@ class ApifyClient:
         try:
             while run.status not in FINISHED:
                 if cancelled is not None and cancelled.is_set():
-                    self.abort_run(run.id)
+                    self._abort_quietly(run.id)
                     return None
                 run = self.wait_run(run.id)
         except BaseException:
