@@ -322,40 +322,39 @@ class _PacedAdapter(HTTPAdapter):
 
 
 def _clients_from(records: Iterable[RecordDict]) -> list[Client]:
-    clients = []
-    for record in records:
-        fields = dict(record["fields"])
-        client_id = fields.pop(ClientsTable.CLIENT_ID, "")
-        if not isinstance(client_id, str | int) or not str(client_id).strip():
-            _log.warning(
-                "Clients record without a Client ID skipped", extra={"record": record["id"]}
-            )
-            continue
-        raw_stream = fields.pop(ClientsTable.PROCESSING_STREAM, None)
-        stream = stream_number(raw_stream)
-        base_id = fields.pop(ClientsTable.AIRTABLE_BASE_ID, "")
-        problems = []
-        if stream is None:
-            shown = "missing" if raw_stream is None else f"{http.snippet(repr(raw_stream), 40)}"
-            problems.append(
-                f"{ClientsTable.PROCESSING_STREAM} is {shown}, not a stream number 1-{MAX_STREAM}"
-            )
-        if not isinstance(base_id, str) or not base_id.strip():
-            problems.append(f"{ClientsTable.AIRTABLE_BASE_ID} is missing")
-        clients.append(
-            Client(
-                client_id=str(client_id).strip(),
-                name=str(fields.pop(ClientsTable.CLIENT_NAME, "")),
-                base_id=str(base_id).strip() if isinstance(base_id, str) else "",
-                stream=UNKNOWN_STREAM if stream is None else stream,
-                record_id=record["id"],
-                fields=fields,
-                problem=f"Clients record {record['id']}: " + "; ".join(problems)
-                if problems
-                else "",
-            )
-        )
+    clients = [client for client in map(_client_from, records) if client is not None]
     return with_duplicates_marked(clients)
+
+
+def _client_from(record: RecordDict) -> Client | None:
+    """The client of one Clients record; a record that cannot be processed gets a ``problem``
+    naming it and what to fix. ``None`` for a record without a Client ID (nothing to key it by)."""
+    fields = dict(record["fields"])
+    client_id = fields.pop(ClientsTable.CLIENT_ID, "")
+    if not isinstance(client_id, str | int) or not str(client_id).strip():
+        _log.warning("Clients record without a Client ID skipped", extra={"record": record["id"]})
+        return None
+    raw_stream = fields.pop(ClientsTable.PROCESSING_STREAM, None)
+    stream = stream_number(raw_stream)
+    base_id = fields.pop(ClientsTable.AIRTABLE_BASE_ID, "")
+    base_id = base_id.strip() if isinstance(base_id, str) else ""
+    problems = []
+    if stream is None:
+        shown = "missing" if raw_stream is None else http.snippet(repr(raw_stream), 40)
+        problems.append(
+            f"{ClientsTable.PROCESSING_STREAM} is {shown}, not a stream number 1-{MAX_STREAM}"
+        )
+    if not base_id:
+        problems.append(f"{ClientsTable.AIRTABLE_BASE_ID} is missing")
+    return Client(
+        client_id=str(client_id),
+        name=str(fields.pop(ClientsTable.CLIENT_NAME, "")),
+        base_id=base_id,
+        stream=UNKNOWN_STREAM if stream is None else stream,
+        record_id=record["id"],
+        fields=fields,
+        problem=f"Clients record {record['id']}: {'; '.join(problems)}" if problems else "",
+    )
 
 
 def _mapped(exc: requests.RequestException, action: str, *, api_key: str) -> IntegrationError:
