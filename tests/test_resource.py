@@ -93,3 +93,31 @@ def test_labels__long_run_name_fits_a_label_value() -> None:
     value = resource.labels("x" * 200)[resource.LABEL_RUN]
     assert len(value) <= resource.MAX_NAME_LENGTH
     assert value == resource.labels("x" * 200, 1)[resource.LABEL_RUN]
+
+
+def _numbers_without_maximum(node: object, path: str) -> list[str]:
+    if isinstance(node, dict):
+        found = (
+            [path] if node.get("type") in ("integer", "number") and "maximum" not in node else []
+        )
+        return found + [
+            hit
+            for key, value in node.items()
+            for hit in _numbers_without_maximum(value, f"{path}.{key}")
+        ]
+    if isinstance(node, list):
+        return [
+            hit
+            for i, value in enumerate(node)
+            for hit in _numbers_without_maximum(value, f"{path}[{i}]")
+        ]
+    return []
+
+
+@pytest.mark.parametrize(
+    "crd", sorted(CRD_PATH.parent.glob("*.smartresume.io.yaml")), ids=lambda p: p.name
+)
+def test_crds__every_number_has_an_upper_bound(crd: Path) -> None:
+    """No open-ended number in any schema, spec or status: each integer and number has a maximum."""
+    schema = yaml.safe_load(crd.read_text())["spec"]["versions"][0]["schema"]
+    assert _numbers_without_maximum(schema, "") == []
