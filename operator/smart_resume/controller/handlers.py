@@ -15,10 +15,13 @@ from smart_resume import resource
 from smart_resume.config import Settings
 from smart_resume.controller import metrics
 from smart_resume.controller.lifecycle import RetryLater, RunLifecycle
+from smart_resume.controller.notifications import Notifier
 from smart_resume.controller.records import RunRecorder, records_due
+from smart_resume.core.alerts import may_owe_mail
 from smart_resume.core.errors import ConfigurationError
 from smart_resume.core.spec import InvalidSpecError
 from smart_resume.core.status import Phase, is_terminal
+from smart_resume.integrations.email import build_mailer
 from smart_resume.kube.connection import api_client
 from smart_resume.kube.runs import Runs
 from smart_resume.kube.streams import FIELD_MANAGER_OPERATOR, Checkpoints
@@ -44,14 +47,14 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
         metrics.serve(operator_settings.operator.metrics_port)
     api = api_client()
     memo.lifecycle = RunLifecycle(api, operator_settings)
+    runs = Runs(api, field_manager=FIELD_MANAGER_OPERATOR)
+    checkpoints = Checkpoints(api, field_manager=FIELD_MANAGER_OPERATOR)
     try:
-        memo.records = RunRecorder.start(
-            operator_settings.airtable,
-            Runs(api, field_manager=FIELD_MANAGER_OPERATOR),
-            Checkpoints(api, field_manager=FIELD_MANAGER_OPERATOR),
-        )
+        memo.records = RunRecorder.start(operator_settings.airtable, runs, checkpoints)
+        mailer = build_mailer(operator_settings.email)
     except ConfigurationError as exc:
         raise kopf.PermanentError(str(exc)) from exc  # the operator stops with this message
+    memo.notifier = Notifier(mailer, runs, checkpoints, operator_settings)
 
 
 def _is_active(status: kopf.Status, **_: Any) -> bool:
@@ -94,6 +97,16 @@ def _records_due(status: kopf.Status, memo: kopf.Memo, **_: Any) -> bool:
 def sync_records(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
     """Airtable's run records follow the run's phase (``controller.records``)."""
     memo.records.sync(namespace or "", name)
+
+
+def _may_owe_mail(status: kopf.Status, **_: Any) -> bool:
+    return may_owe_mail(status)
+
+
+@kopf.timer(*RUNS, id="notify", interval=PROJECTION_INTERVAL_SECONDS, when=_may_owe_mail)
+def notify(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    """Alerts and the run report, each e-mailed once (``controller.notifications``)."""
+    memo.notifier.notify(namespace or "", name)
 
 
 @kopf.on.field(*RUNS, field="spec.suspend", id="suspend", when=_is_active)

@@ -27,6 +27,13 @@ def now_utc() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
+def is_after(moment: str | None, now: datetime.datetime) -> bool:
+    """Whether the status time ``moment`` (RFC 3339, or empty) is later than ``now``."""
+    if not moment:
+        return False
+    return datetime.datetime.fromisoformat(moment.replace("Z", "+00:00")) > now
+
+
 def run_report(
     runs: Runs, checkpoints: Checkpoints, namespace: str, name: str, now: datetime.datetime
 ) -> tuple[dict[str, Any], RunReport]:

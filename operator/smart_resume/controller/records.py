@@ -33,7 +33,7 @@ import kopf
 
 from smart_resume.config import AirtableSettings
 from smart_resume.controller import metrics
-from smart_resume.controller.projection import now_utc, run_report, write_status
+from smart_resume.controller.projection import is_after, now_utc, run_report, write_status
 from smart_resume.core.errors import ConfigurationError, IntegrationError, PermanentError
 from smart_resume.core.records import ClientResult, RunRecord, RunRecords, build_records
 from smart_resume.core.report import format_duration
@@ -130,7 +130,7 @@ class RunRecorder:
         run, report = run_report(self._runs, self._checkpoints, namespace, name, now)
         status = run.get("status") or {}
         state = status.get("airtable") or {}
-        if not records_due(status) or _later(state.get("nextAttemptAt"), now):
+        if not records_due(status) or is_after(state.get("nextAttemptAt"), now):
             return
         records = build_records(report)
         try:
@@ -282,9 +282,3 @@ def _reason(exc: IntegrationError) -> str:
     if isinstance(exc, PermanentError):
         return "BadAnswer"
     return "Unavailable"
-
-
-def _later(moment: str | None, now: datetime.datetime) -> bool:
-    if not moment:
-        return False
-    return datetime.datetime.fromisoformat(moment.replace("Z", "+00:00")) > now
