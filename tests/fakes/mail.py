@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import email
 import email.policy
+import logging
 import socket
 import threading
+import warnings
 from email.message import EmailMessage
 from typing import Any, Final
 
@@ -19,6 +21,10 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
 from fakes.server import FakeService, Request, Response
+
+# A login without TLS is what a local relay may accept; aiosmtpd warns about it on every session.
+warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS")
+logging.getLogger("mail.log").setLevel(logging.ERROR)
 
 SMTP_USER: Final = "smart-resume"
 SMTP_PASSWORD: Final = "smtp-secret-password-0001"

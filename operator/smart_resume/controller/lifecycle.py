@@ -154,7 +154,10 @@ class RunLifecycle:
             )
         started = self._claim(body, spec, stream, run_id, lock, entry)
         if acquisition.decision is LeaseDecision.TAKE_OVER and acquisition.previous:
-            started["takenOverFrom"] = acquisition.previous.holder  # read by the notifier
+            # Straight to the API server, so a Job creation that fails still keeps it (notifier).
+            meta = body["metadata"]
+            taken = {"takenOverFrom": acquisition.previous.holder}
+            self._runs.patch_stream(meta["namespace"], meta["name"], stream, taken)
         manifest = build_job_manifest(
             run=body,
             spec=spec,

@@ -101,7 +101,11 @@ class Notifier:
             self._record(run, alert, None, now)
             return True
         try:
-            self._mailer.send(Email(subject=alert.subject, text=alert.text, html=alert.html))
+            self._mailer.send(
+                Email(
+                    subject=alert.subject, text=alert.text, html=alert.html, kind=alert.kind.value
+                )
+            )
         except IntegrationError as exc:
             metrics.EMAILS_FAILED.labels(kind=alert.kind.value).inc()
             self._failed(run, alert, notes, exc, now)

@@ -15,7 +15,7 @@ import smtplib
 import ssl
 from email.message import EmailMessage
 from email.utils import make_msgid
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 import requests
 
@@ -32,6 +32,9 @@ class Email:
     subject: str
     text: str
     html: str = ""
+    kind: str = ""
+    """A fixed word (e.g. ``RunReport``) for mail filters: header ``X-Smart-Resume-Alert``,
+    SendGrid category."""
 
 
 class Mailer(Protocol):
@@ -68,6 +71,8 @@ class SmtpMailer:
         message["To"] = ", ".join(s.recipients)
         message["Subject"] = email.subject
         message["Message-ID"] = make_msgid(domain=s.sender.rpartition("@")[2] or None)
+        if email.kind:
+            message["X-Smart-Resume-Alert"] = email.kind
         message.set_content(email.text)
         if email.html:
             message.add_alternative(email.html, subtype="html")
@@ -115,12 +120,14 @@ class SendGridMailer:
         content = [{"type": "text/plain", "value": email.text}]
         if email.html:
             content.append({"type": "text/html", "value": email.html})
-        payload = {
+        payload: dict[str, Any] = {
             "personalizations": [{"to": [{"email": address} for address in s.recipients]}],
             "from": {"email": s.sender},
             "subject": email.subject,
             "content": content,
         }
+        if email.kind:
+            payload["categories"] = [email.kind]
         key = s.sendgrid_api_key.reveal()
         try:
             response = self._session.post(
