@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 HARNESS := PYTHONPATH=tests $(PYTHON) -m harness.controlplane
 
-.PHONY: venv test test-unit lint demo bench binaries cluster-up cluster-down cluster-status clean
+.PHONY: venv test test-unit lint demo bench bench-status binaries cluster-up cluster-down cluster-status clean
 
 venv: $(STAMP)
 
@@ -38,6 +38,10 @@ demo: $(STAMP)
 # Throughput of the three tasks against the local fakes; prints figures, asserts nothing.
 bench: $(STAMP)
 	PYTHONPATH=tests $(PY) benchmarks/throughput.py
+
+# Status size and writes at 10 streams x 1,000 clients on a local control plane; prints figures.
+bench-status: $(STAMP)
+	PYTHONPATH=tests $(PY) benchmarks/status_size.py
 
 binaries:
 	bash hack/build-k8s-binaries.sh

@@ -29,7 +29,8 @@ import signal
 import subprocess
 import tempfile
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,9 @@ class LocalPod:
     terminating: threading.Event = dataclasses.field(default_factory=threading.Event)
     finished: threading.Event = dataclasses.field(default_factory=threading.Event)
     exit_code: int | None = None
+    started_at: float | None = None
+    """``time.monotonic()`` when the process started; ``ended_at`` when it exited."""
+    ended_at: float | None = None
 
     @property
     def pid(self) -> int | None:
@@ -84,6 +88,8 @@ class PodRunner:
         self._stopping = threading.Event()
         self._watcher: watch.Watch | None = None
         self._thread = threading.Thread(target=self._watch_forever, name="pod-runner", daemon=True)
+        self.server_for: Callable[[client.V1Pod], str | None] = lambda pod: None
+        """The API server address a pod's kubeconfig names (a test may route a pod via a proxy)."""
 
     # -- public -----------------------------------------------------------------------------
 
@@ -102,6 +108,11 @@ class PodRunner:
             self._terminate(pod, grace_seconds=min(pod.grace_seconds, 5))
         for pod in pods:
             pod.finished.wait(10)
+
+    def kill(self, pod: LocalPod) -> None:
+        """SIGKILL the pod's processes, as a node crash or an OOM kill would end them."""
+        if pod.process is not None and pod.process.poll() is None:
+            _signal_group(pod.process, signal.SIGKILL)
 
     def pods(self, namespace: str | None = None) -> list[LocalPod]:
         with self._lock:
@@ -178,6 +189,7 @@ class PodRunner:
                     namespace=local.namespace,
                     account=pod.spec.service_account_name or "default",
                     bound_pod=pod,
+                    server=self.server_for(pod),
                 )
             )
             local.log_path = pod_dir / "container.log"
@@ -198,10 +210,12 @@ class PodRunner:
             )
             local.finished.set()
             return
+        local.started_at = time.monotonic()
         if local.terminating.is_set():  # deleted while we were starting it
             _signal_group(local.process, signal.SIGKILL)
         self._report_running(local, container.name, started)
         local.exit_code = _exit_code(local.process.wait())
+        local.ended_at = time.monotonic()
         self._report_terminated(local, container.name, local.exit_code, started)
         local.finished.set()
 

@@ -7,7 +7,8 @@
 3. Take the deadline from the Job: its ``status.startTime`` plus ``activeDeadlineSeconds``, both
    judged by the API server's clock, so a retried pod gets what is left, not a fresh deadline.
 4. Load the stream's clients from the Airtable Clients table (or the run's ad-hoc client list).
-5. Process them with ``StreamWorker``, renewing the Lease, until done, deadline, SIGTERM or fenced.
+5. Process them with ``StreamWorker``, renewing the Lease, until done, deadline, SIGTERM or fenced;
+   after SIGTERM, release the Lease once the client in flight wrapped up.
 6. Record why it stopped in ``status.streams.<n>.workerReason`` of the run.
 """
 
@@ -130,7 +131,7 @@ def _work(
             StreamReason.LOCK_LOST, "the stream's Lease is not held by this run", EXIT_CONFIGURATION
         )
     checkpoints = Checkpoints(api, field_manager=FIELD_MANAGER_WORKER)
-    writer = _CheckpointWriter(
+    writer = ConditionalCheckpoint(
         checkpoints,
         namespace=namespace,
         name=run_status["checkpoint"],
@@ -163,10 +164,15 @@ def _work(
         renew_deadline_seconds=settings.lease.renew_deadline_seconds,
         signals=signals,
     ):
-        return worker.run()
+        result = worker.run()
+    if signals.terminate.is_set() and not signals.fenced.is_set():
+        # Suspended, deleted or out of time: the client in flight has wrapped up, so the
+        # stream is free now (the operator releases it too when the Job ends).
+        lock.release()
+    return result
 
 
-class _CheckpointWriter:
+class ConditionalCheckpoint:
     """Merge patches into the checkpoint, each conditioned on the resourceVersion last written.
 
     A 409 means someone else wrote: if the cycle is no longer this run's, ``CycleLost``; else
