@@ -133,6 +133,7 @@ def test_run_records__two_streams_with_links_and_figures(
     writes = _master_writes(airtable)
     print(f"\nmaster-base write requests for one 3-client, 2-stream run: {dict(writes)}")
     assert writes[JobTrackingTable.TABLE] == 2  # Running, then PartiallySucceeded
+    assert 'smart_resume_airtable_requests_total{status="2xx"}' in operator.scrape()
 
 
 def _requests_to(airtable: Airtable, table: str, since: int) -> int:
@@ -246,3 +247,18 @@ def _event_reasons(api: client.ApiClient, namespace: str, name: str) -> list[str
         namespace, field_selector=f"involvedObject.name={name}"
     )
     return [event.reason for event in events.items]
+
+
+def test_operator_start__wrong_master_base_is_a_clear_error(
+    run_namespace: str, operator_env: dict[str, str], tmp_path: Any
+) -> None:
+    """An operator whose master base lacks the run-record tables stops at start-up, naming the
+    base and the tables it needs."""
+    env = {**operator_env, "SMART_RESUME_AIRTABLE_MASTER_BASE_ID": "appNOSUCHBASE0001"}
+    process = OperatorProcess(env, run_namespace, tmp_path / "operator.log")
+    with pytest.raises(AssertionError, match="operator exited"):
+        process.start()
+    log = process.log()
+    assert "appNOSUCHBASE0001 cannot hold run records" in log
+    assert "Job Tracking" in log and "Client Run Results" in log
+    assert AIRTABLE_KEY not in log
