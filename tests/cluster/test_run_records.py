@@ -135,6 +135,18 @@ def test_run_records__two_streams_with_links_and_figures(
     assert writes[JobTrackingTable.TABLE] == 2  # Running, then PartiallySucceeded
     assert 'smart_resume_airtable_requests_total{status="2xx"}' in operator.scrape()
 
+    # No e-mail recipient configured here: the alerts and the report are Events, once each.
+    wait_for(
+        lambda: (
+            {"ClientQuarantined", "RunReport"}
+            <= set(_event_reasons(api_client, run_namespace, "nightly"))
+        ),
+        timeout=30,
+        what="the alerts as Events",
+    )
+    sent = get_run(api_client, run_namespace, "nightly")["status"]["notifications"]["sent"]
+    assert {"report", f"quarantined/{run_id}/2/cedar-talent"} <= set(sent)
+
 
 def _requests_to(airtable: Airtable, table: str, since: int) -> int:
     path = f"/v0/{MASTER_BASE}/{table.replace(' ', '%20')}"

@@ -87,7 +87,7 @@ class SmtpServer:
             SMTP_USER.encode(),
             SMTP_PASSWORD.encode(),
         )
-        return AuthResult(success=ok)
+        return AuthResult(success=ok, handled=False)
 
 
 def text_of(message: EmailMessage, subtype: str = "plain") -> str:
