@@ -48,6 +48,8 @@ class Secret(str):
 class OperatorSettings:
     metrics_port: int = 9090
     """Port of the operator's Prometheus endpoint (``/metrics``); 0 turns it off."""
+    namespace: str = "smart-resume-system"
+    """The operator's own namespace: it keeps the cluster-wide run ID counter there."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +89,13 @@ class AirtableSettings:
     requests_per_second_per_base: float = 5.0
     rate_limit_penalty_seconds: float = 30.0
     timeout_seconds: float = 30.0
+    records_requests_per_second: float = 2.0
+    """The operator's share of the master base's 5 requests/s for run records (the rest is left
+    to the workers' reads of the Clients table)."""
+    records_retry_seconds: float = 10.0
+    """After a failed records sync, the first wait before the next try (doubling to 5 min)."""
+    alert_after_seconds: float = 900.0
+    """A records sync failing for this long raises the AirtableSyncFailing alert."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,15 +128,26 @@ class ApifySettings:
 
 @dataclasses.dataclass(frozen=True)
 class EmailSettings:
+    transport: str = "smtp"
+    """``smtp`` or ``sendgrid`` (SendGrid's v3 mail/send API)."""
     smtp_host: str = ""
     smtp_port: int = 25
     smtp_username: str = ""
     smtp_password: Secret = Secret("")
     smtp_starttls: bool = False
+    """Upgrade a plain connection with STARTTLS (usually port 587)."""
+    smtp_tls: bool = False
+    """TLS from the first byte (SMTPS, usually port 465)."""
+    smtp_timeout_seconds: float = 30.0
     sendgrid_api_key: Secret = Secret("")
     sendgrid_url: str = "https://api.sendgrid.com"
     sender: str = ""
     recipients: tuple[str, ...] = ()
+    """Where alerts and run reports go; empty: alerts are Events and log lines only."""
+    retry_seconds: float = 10.0
+    """After a failed send, the first wait before the next try (doubling)."""
+    max_attempts: int = 6
+    """Sends of one message before giving up on it (Event ``EmailFailed``)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,6 +198,13 @@ class Settings:
                 f"{lease.renew_interval_seconds} / {lease.renew_deadline_seconds} / "
                 f"{lease.duration_seconds} seconds"
             )
+        email = groups["email"]
+        if email.transport not in ("smtp", "sendgrid"):
+            problems.append(
+                f"SMART_RESUME_EMAIL_TRANSPORT={email.transport!r}: use smtp or sendgrid"
+            )
+        if email.smtp_starttls and email.smtp_tls:
+            problems.append("SMART_RESUME_EMAIL_SMTP_STARTTLS and _SMTP_TLS: choose one")
         if problems:
             raise ConfigurationError("invalid configuration: " + "; ".join(problems))
         return cls(**groups)

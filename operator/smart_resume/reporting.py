@@ -15,9 +15,9 @@ from typing import Any, TextIO
 from kubernetes import client, watch
 
 from smart_resume import resource
-from smart_resume.core.checkpoint import decode_clients
-from smart_resume.core.report import CycleView, RunReport, as_json, build_report, render_text
+from smart_resume.core.report import RunReport, as_json, render_text
 from smart_resume.core.status import is_terminal
+from smart_resume.kube.reports import report_of as kube_report_of
 from smart_resume.kube.runs import Runs
 from smart_resume.kube.streams import Checkpoints
 
@@ -26,29 +26,10 @@ READER = "smart-resume-report"
 """The field manager the report would write as; it only ever reads."""
 
 
-def fetch_report(api: client.ApiClient, namespace: str, name: str) -> RunReport:
-    return report_of(api, Runs(api, field_manager=READER).get(namespace, name))
-
-
 def report_of(api: client.ApiClient, run: dict[str, Any]) -> RunReport:
     """The report of ``run``, with the checkpoint of each stream it started."""
-    namespace = run["metadata"]["namespace"]
     checkpoints = Checkpoints(api, field_manager=READER)
-    cycles: dict[int, CycleView | None] = {}
-    for key, entry in ((run.get("status") or {}).get("streams") or {}).items():
-        name = (entry or {}).get("checkpoint")
-        found = checkpoints.get(namespace, name) if name else None
-        status = (found or {}).get("status") or {}
-        cycles[int(key)] = (
-            CycleView(
-                cycle=str(status.get("cycle") or ""),
-                clients=decode_clients(status),
-                problems=dict(status.get("problems") or {}),
-            )
-            if found
-            else None
-        )
-    return build_report(run, cycles, now=datetime.datetime.now(datetime.UTC))
+    return kube_report_of(checkpoints, run, now=datetime.datetime.now(datetime.UTC))
 
 
 def print_report(

@@ -20,7 +20,7 @@ import pytest
 from kubernetes import client
 
 from fakes.fake_airtable import FakeAirtable
-from fakes.records import client_record
+from fakes.records import add_master_base, client_record
 from harness import manifests
 from harness.cluster import Cluster
 from harness.operator import OperatorProcess
@@ -31,23 +31,22 @@ from support import fake_tasks
 MASTER_BASE = "appMASTERBASE0001"
 AIRTABLE_KEY = "patTESTKEY.secret-value-0001"
 OPERATOR_NAMESPACE = "smart-resume-system"
-CLIENT_FIELDS = [
-    ClientsTable.CLIENT_ID,
-    ClientsTable.CLIENT_NAME,
-    ClientsTable.STATUS,
-    ClientsTable.PROCESSING_STREAM,
-    ClientsTable.AIRTABLE_BASE_ID,
-    fake_tasks.BEHAVIOUR_FIELD,
-    fake_tasks.SECONDS_FIELD,
-]
 
 
 class Airtable:
-    """The fake Airtable with the master base's Clients table, and a way to add clients."""
+    """The fake Airtable with the master base's tables, and a way to add clients."""
 
     def __init__(self, fake: FakeAirtable) -> None:
         self.fake = fake
-        fake.add_table(MASTER_BASE, ClientsTable.TABLE, fields=CLIENT_FIELDS)
+        add_master_base(
+            fake,
+            MASTER_BASE,
+            extra_client_fields=(fake_tasks.BEHAVIOUR_FIELD, fake_tasks.SECONDS_FIELD),
+        )
+
+    def records(self, table: str) -> list[dict[str, Any]]:
+        """The fields of every record of a master-base table, in creation order."""
+        return [record["fields"] for record in self.fake.records(MASTER_BASE, table)]
 
     def add_client(
         self,
@@ -132,6 +131,10 @@ def operator_env(operator_kubeconfig: Path, airtable: Airtable, task_log: Path) 
         "KUBECONFIG": str(operator_kubeconfig),
         "SMART_RESUME_AIRTABLE_ENDPOINT_URL": airtable.fake.url,
         "SMART_RESUME_AIRTABLE_MASTER_BASE_ID": MASTER_BASE,
+        # The operator's own key (the run records); workers get theirs from the Secret only.
+        "SMART_RESUME_AIRTABLE_API_KEY": AIRTABLE_KEY,
+        "SMART_RESUME_AIRTABLE_RATE_LIMIT_PENALTY_SECONDS": "1",
+        "SMART_RESUME_AIRTABLE_RECORDS_RETRY_SECONDS": "1",
         "SMART_RESUME_JOB_TASK_PLUGINS": "support.fake_tasks:register",
         "SMART_RESUME_JOB_SCHEDULER_NAME": POD_RUNNER_SCHEDULER,
         "SMART_RESUME_JOB_TERMINATION_GRACE_PERIOD_SECONDS": "5",

@@ -394,8 +394,22 @@ FULL_STATUS: dict[str, Any] = {
     "current": "1:globex",
     "streamsSummary": "1/2",
     "totals": {"clients": 3, "completed": 1, "timedOut": 0, "failed": 1, "quarantined": 0},
-    "notifications": {"client-timeout/1/acme": "2025-11-22T05:58:00Z"},
-    "airtable": {"jobRecordId": "rec123", "pending": [{"anything": True}]},
+    "notifications": {
+        "sent": {"timedOut/1/acme/1": "2025-11-22T05:58:00Z"},
+        "failed": {"report": "2025-11-22T06:58:00Z"},
+        "attempts": {"report": 6},
+        "nextAttemptAt": "2025-11-22T06:00:00Z",
+        "lastError": "SMTP 421",
+    },
+    "airtable": {
+        "syncedPhase": "Running",
+        "syncedAt": "2025-11-22T05:49:00Z",
+        "failingSince": "2025-11-22T05:50:00Z",
+        "failures": 2,
+        "nextAttemptAt": "2025-11-22T05:51:00Z",
+        "error": "Airtable upsert: HTTP 503",
+        "requests": 3,
+    },
     "problemClients": [{"stream": 1, "client": "initech", "message": "post_scoring failed: 500"}],
     "streams": {
         "1": {

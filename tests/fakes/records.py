@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from smart_resume.integrations.airtable_fields import ClientsTable, ClientStatus
+from fakes.fake_airtable import FakeAirtable
+from smart_resume.integrations.airtable_fields import (
+    ClientRunResultsTable,
+    ClientsTable,
+    ClientStatus,
+    JobTrackingTable,
+)
 
 
 def client_record(
@@ -19,3 +26,14 @@ def client_record(
         ClientsTable.AIRTABLE_BASE_ID: base_id,
         **fields,
     }
+
+
+def add_master_base(
+    fake: FakeAirtable, base_id: str, *, extra_client_fields: Iterable[str] = ()
+) -> None:
+    """The master base's three tables (Clients, Job Tracking, Client Run Results), empty."""
+    fake.add_table(
+        base_id, ClientsTable.TABLE, fields=[*ClientsTable.field_names(), *extra_client_fields]
+    )
+    for table in (JobTrackingTable, ClientRunResultsTable):
+        fake.add_table(base_id, table.TABLE, fields=table.field_names())

@@ -93,6 +93,11 @@ class FakeService:
         with self._lock:
             self._faults.append(_Fault(None, times, seconds, path_contains))
 
+    def clear_faults(self) -> None:
+        """Forget every fault not yet used up: the service answers normally again."""
+        with self._lock:
+            self._faults.clear()
+
     def _take_fault(self, path: str) -> _Fault | None:
         with self._lock:
             for fault in self._faults:

@@ -15,11 +15,20 @@ from smart_resume import resource
 from smart_resume.config import Settings
 from smart_resume.controller import metrics
 from smart_resume.controller.lifecycle import RetryLater, RunLifecycle
+from smart_resume.controller.notifications import Notifier
+from smart_resume.controller.records import RunRecorder, records_due
+from smart_resume.core.alerts import may_owe_mail
+from smart_resume.core.errors import ConfigurationError
 from smart_resume.core.spec import InvalidSpecError
 from smart_resume.core.status import Phase, is_terminal
+from smart_resume.integrations.email import build_mailer
 from smart_resume.kube.connection import api_client
+from smart_resume.kube.runs import Runs
+from smart_resume.kube.streams import FIELD_MANAGER_OPERATOR, Checkpoints
 
 RECONCILE_INTERVAL_SECONDS = 3.0
+PROJECTION_INTERVAL_SECONDS = 3.0
+"""How often Airtable records and e-mails due are looked at (each does nothing when none are)."""
 RUNS = (resource.GROUP, resource.VERSION, resource.PLURAL)
 
 
@@ -36,7 +45,16 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     operator_settings = Settings.from_env()
     if operator_settings.operator.metrics_port:
         metrics.serve(operator_settings.operator.metrics_port)
-    memo.lifecycle = RunLifecycle(api_client(), operator_settings)
+    api = api_client()
+    memo.lifecycle = RunLifecycle(api, operator_settings)
+    runs = Runs(api, field_manager=FIELD_MANAGER_OPERATOR)
+    checkpoints = Checkpoints(api, field_manager=FIELD_MANAGER_OPERATOR)
+    try:
+        memo.records = RunRecorder.start(operator_settings.airtable, runs, checkpoints)
+        mailer = build_mailer(operator_settings.email)
+    except ConfigurationError as exc:
+        raise kopf.PermanentError(str(exc)) from exc  # the operator stops with this message
+    memo.notifier = Notifier(mailer, runs, checkpoints, operator_settings)
 
 
 def _is_active(status: kopf.Status, **_: Any) -> bool:
@@ -69,6 +87,26 @@ def start(
 def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
     with metrics.HANDLER_DURATION.labels(handler="reconcile").time():
         memo.lifecycle.reconcile(body, patch)
+
+
+def _records_due(status: kopf.Status, memo: kopf.Memo, **_: Any) -> bool:
+    return memo.get("records") is not None and records_due(status)
+
+
+@kopf.timer(*RUNS, id="records", interval=PROJECTION_INTERVAL_SECONDS, when=_records_due)
+def sync_records(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    """Airtable's run records follow the run's phase (``controller.records``)."""
+    memo.records.sync(namespace or "", name)
+
+
+def _may_owe_mail(status: kopf.Status, **_: Any) -> bool:
+    return may_owe_mail(status)
+
+
+@kopf.timer(*RUNS, id="notify", interval=PROJECTION_INTERVAL_SECONDS, when=_may_owe_mail)
+def notify(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    """Alerts and the run report, each e-mailed once (``controller.notifications``)."""
+    memo.notifier.notify(namespace or "", name)
 
 
 @kopf.on.field(*RUNS, field="spec.suspend", id="suspend", when=_is_active)

@@ -30,7 +30,6 @@ from smart_resume.core.checkpoint import ClaimDecision, claim_cycle, cycle_count
 from smart_resume.core.history import runs_to_prune
 from smart_resume.core.locks import LeaseDecision, LeaseObservations
 from smart_resume.core.reasons import WORKER_STOP_REASONS, StreamReason
-from smart_resume.core.runid import next_run_id
 from smart_resume.core.spec import ResumeMode, RunSpec
 from smart_resume.core.status import (
     ConditionType,
@@ -46,6 +45,7 @@ from smart_resume.core.status import (
 )
 from smart_resume.kube.jobs import Jobs, build_job_manifest, owner_reference
 from smart_resume.kube.leases import Acquisition, StreamLock
+from smart_resume.kube.runids import RunIdCounter
 from smart_resume.kube.runs import Runs
 from smart_resume.kube.streams import FIELD_MANAGER_OPERATOR, Checkpoints
 from smart_resume.resource import holder_identity
@@ -76,8 +76,9 @@ class RunLifecycle:
         self._jobs = Jobs(api)
         self._runs = Runs(api, field_manager=FIELD_MANAGER_OPERATOR)
         self._checkpoints = Checkpoints(api, field_manager=FIELD_MANAGER_OPERATOR)
-        self._run_ids_lock = threading.Lock()
-        self._assigned_run_ids: set[str] = set()
+        self._run_ids = RunIdCounter(
+            api, namespace=settings.operator.namespace, today=lambda: _now().date()
+        )
         self._observations = LeaseObservations()
         self._observations_lock = threading.Lock()
 
@@ -96,7 +97,7 @@ class RunLifecycle:
         # Read again: earlier attempts of this handler wrote straight to the API server.
         status = dict(self._runs.get(namespace, name).get("status") or {})
         if not status.get("runId"):
-            status["runId"] = self._assign_run_id(namespace, now)
+            status["runId"] = self._run_ids.take()
             status["startTime"] = format_time(now)
             self._runs.patch_status(
                 namespace, name, {"runId": status["runId"], "startTime": status["startTime"]}
@@ -152,6 +153,11 @@ class RunLifecycle:
                 ),
             )
         started = self._claim(body, spec, stream, run_id, lock, entry)
+        if acquisition.decision is LeaseDecision.TAKE_OVER and acquisition.previous:
+            # Straight to the API server, so a Job creation that fails still keeps it (notifier).
+            meta = body["metadata"]
+            taken = {"takenOverFrom": acquisition.previous.holder}
+            self._runs.patch_stream(meta["namespace"], meta["name"], stream, taken)
         manifest = build_job_manifest(
             run=body,
             spec=spec,
@@ -292,18 +298,6 @@ class RunLifecycle:
 
     def _retry_delay(self) -> float:
         return float(min(self._settings.lease.renew_interval_seconds, START_RETRY_SECONDS))
-
-    def _assign_run_id(self, namespace: str, now: datetime.datetime) -> str:
-        # Handlers of different runs run in parallel threads; one operator replica assigns IDs.
-        with self._run_ids_lock:
-            existing = {
-                (r.get("status") or {}).get("runId", "") for r in self._runs.list(namespace)
-            }
-            run_id = next_run_id(existing | self._assigned_run_ids, now.date())
-            today = run_id.rsplit("-", 1)[0]  # earlier days' IDs can never collide again
-            self._assigned_run_ids = {i for i in self._assigned_run_ids if i.startswith(today)}
-            self._assigned_run_ids.add(run_id)
-            return run_id
 
     # -- follow -------------------------------------------------------------------------------
 

@@ -44,6 +44,30 @@ CLIENT_TASK_DURATION = Histogram(
     registry=REGISTRY,
 )
 
+AIRTABLE_REQUESTS = Counter(
+    "smart_resume_airtable_requests",
+    "Requests the operator sent to the master base for run records, by HTTP status class.",
+    ["status"],
+    registry=REGISTRY,
+)
+EMAILS_SENT = Counter(
+    "smart_resume_emails_sent",
+    "Alert and report e-mails handed to the mail service, by kind.",
+    ["kind"],
+    registry=REGISTRY,
+)
+EMAILS_FAILED = Counter(
+    "smart_resume_emails_failed",
+    "Failed sends of alert and report e-mails, by kind (each retry counts).",
+    ["kind"],
+    registry=REGISTRY,
+)
+
+
+def status_class(status: int) -> str:
+    """``2xx``, ``4xx``, ``5xx``, with 429 on its own: a bounded label for HTTP statuses."""
+    return "429" if status == 429 else f"{status // 100}xx"
+
 
 class RunPhases(Collector):
     """The gauge ``smart_resume_runs{phase}``: SmartResumeRuns the operator sees, by phase.

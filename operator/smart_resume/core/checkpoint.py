@@ -3,12 +3,14 @@
 The checkpoint keeps one short string per client instead of nested objects, so that 1,000 clients
 cost about 70 bytes each in the object and one ``f:<client>`` entry each in managedFields::
 
-    Completed 1 ls=C2/1/0/1 ph=C2/1/0/1 ps=T2/2/0/0
+    Completed 1 ls=C2/1/0/1/4.2 ph=C2/1/0/1/30 ps=T2/2/0/0/600
 
 reads: state, attempts, then per task started in the cycle its state initial (``C`` Completed,
-``R`` Running, ``P`` Pending, ``T`` TimedOut, ``F`` Failed) and its counts ``examined/succeeded/
-failed/skipped``, accumulated over every attempt of the cycle. Task codes: ``ls`` lead scoring,
-``ph`` post harvesting, ``ps`` post scoring.
+``R`` Running, ``P`` Pending, ``T`` TimedOut, ``F`` Failed), its counts ``examined/succeeded/
+failed/skipped`` and the seconds it took, all accumulated over every attempt of the cycle.
+Task codes: ``ls`` lead scoring, ``ph`` post harvesting, ``ps`` post scoring. The seconds
+(rounded to 0.1) are left out when 0, and strings written before durations were recorded (four
+numbers) decode the same way: without ``durationSeconds``.
 
 In memory the worker and the planner use the decoded shape (``state``, ``attempts``,
 ``tasks.<task>.state`` and counts), the same one ``core.resume.plan_cycle`` reads.
@@ -39,6 +41,7 @@ _STATE_CODES: Final = {
 }
 _STATES_BY_CODE: Final = {code: state for state, code in _STATE_CODES.items()}
 COUNT_KEYS: Final = ("examined", "succeeded", "failed", "skipped")
+DURATION_KEY: Final = "durationSeconds"
 PROBLEM_MAX_CHARS: Final = 200
 """A problem client's message in the checkpoint is cut to this length."""
 
@@ -53,7 +56,8 @@ def encode_client(entry: Mapping[str, Any]) -> str:
             continue
         state = _STATE_CODES[TaskState(progress.get("state", TaskState.PENDING))]
         counts = "/".join(str(int(progress.get(key, 0))) for key in COUNT_KEYS)
-        parts.append(f"{code}={state}{counts}")
+        seconds = round(float(progress.get(DURATION_KEY) or 0.0), 1)
+        parts.append(f"{code}={state}{counts}" + (f"/{seconds:g}" if seconds else ""))
     return " ".join(parts)
 
 
@@ -67,13 +71,17 @@ def decode_client(text: str) -> dict[str, Any]:
     tasks: dict[str, dict[str, Any]] = {}
     for part in task_parts:
         code, _, value = part.partition("=")
-        counts = value[1:].split("/")
-        if code not in _TASKS_BY_CODE or len(counts) != len(COUNT_KEYS):
+        numbers = value[1:].split("/")
+        if code not in _TASKS_BY_CODE or len(numbers) not in (len(COUNT_KEYS), len(COUNT_KEYS) + 1):
             raise ValueError(f"not a task checkpoint: {part!r}")
-        tasks[_TASKS_BY_CODE[code]] = {
+        counts, seconds = numbers[: len(COUNT_KEYS)], numbers[len(COUNT_KEYS) :]
+        task: dict[str, Any] = {
             "state": _STATES_BY_CODE[value[0]].value,
             **{key: int(count) for key, count in zip(COUNT_KEYS, counts, strict=True)},
         }
+        if seconds:
+            task[DURATION_KEY] = float(seconds[0])
+        tasks[_TASKS_BY_CODE[code]] = task
     return {"state": ClientState(state).value, "attempts": int(attempts), "tasks": tasks}
 
 

@@ -10,10 +10,12 @@ detail now belongs to the later cycle.
 from __future__ import annotations
 
 import dataclasses
+import html
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
+from smart_resume.core.checkpoint import decode_clients
 from smart_resume.core.spec import ordered_tasks
 
 TASK_LABELS: Final = {
@@ -36,6 +38,15 @@ class CycleView:
     """Per client ID: the last error message of a client that failed, timed out or was
     quarantined."""
 
+    @classmethod
+    def of(cls, checkpoint_status: Mapping[str, Any]) -> CycleView:
+        """The view of a SmartResumeStream's status."""
+        return cls(
+            cycle=str(checkpoint_status.get("cycle") or ""),
+            clients=decode_clients(checkpoint_status),
+            problems={k: v for k, v in (checkpoint_status.get("problems") or {}).items() if v},
+        )
+
 
 @dataclasses.dataclass(frozen=True)
 class TaskLine:
@@ -45,6 +56,8 @@ class TaskLine:
     succeeded: int
     failed: int
     skipped: int
+    duration_seconds: float = 0.0
+    """Accumulated over the attempts of the cycle."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +83,8 @@ class StreamLine:
     job: str
     detail: str
     """Why the clients are not listed, when they are not (e.g. the cycle moved on)."""
+    next_run: str = ""
+    """What the next run of the stream does with its cycle."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +99,8 @@ class RunReport:
     progress: str
     streams: tuple[StreamLine, ...]
     clients: tuple[ClientLine, ...]
+    totals: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    """Clients by outcome over all streams (``status.totals``)."""
 
 
 def build_report(
@@ -122,6 +139,7 @@ def build_report(
                 clients_total=entry.get("clientsTotal"),
                 job=str(entry.get("job") or ""),
                 detail=detail,
+                next_run=_next_run(entry, own_cycle),
             )
         )
         if own_cycle and view is not None:
@@ -137,6 +155,7 @@ def build_report(
         progress=str(status.get("progress") or ""),
         streams=tuple(streams),
         clients=tuple(clients),
+        totals={str(k): int(v) for k, v in (status.get("totals") or {}).items()},
     )
 
 
@@ -149,7 +168,10 @@ def render_text(report: RunReport, *, width: int = 100) -> str:
         timing += f"   Ended: {report.completion_time}"
     if report.duration_seconds is not None:
         timing += f"   Duration: {format_duration(report.duration_seconds)}"
-    lines += [timing, f"Progress:  {report.progress or '-'} clients done", ""]
+    lines += [timing, f"Progress:  {report.progress or '-'} clients done"]
+    if report.totals:
+        lines.append(f"Totals:    {totals_text(report.totals)}")
+    lines.append("")
     lines += _table(
         ("STREAM", "PHASE", "REASON", "CYCLE", "RESUMED FROM", "DONE", "JOB"),
         [
@@ -167,7 +189,8 @@ def render_text(report: RunReport, *, width: int = 100) -> str:
         width,
     )
     for stream in report.streams:
-        for note in (stream.message, stream.detail):
+        next_run = f"next run: {stream.next_run}" if stream.next_run else ""
+        for note in (stream.message, stream.detail, next_run):
             if note:
                 lines.append(_cut(f"  [{stream.stream}] {note}", width))
     lines.append("")
@@ -186,13 +209,14 @@ def render_text(report: RunReport, *, width: int = 100) -> str:
                     TASK_LABELS.get(task.task, task.task),
                     task.state,
                     *(str(getattr(task, key)) for key in COUNT_KEYS),
+                    f"{task.duration_seconds:.0f}s" if task.task != "-" else "",
                 )
             )
         if client.problem:
             notes[len(rows) - 1] = f"    ! {client.problem}"
     if rows:
-        header = ("STREAM", "CLIENT", "STATE", "TRIES", "TASK", "TASK STATE", "SEEN", "OK")
-        table = _table((*header, "FAILED", "SKIPPED"), rows, width, squeeze=1)
+        header = ("STREAM", "CLIENT", "STATE", "TRIES", "TASK", "RESULT", "SEEN", "OK")
+        table = _table((*header, "FAIL", "SKIP", "TIME"), rows, width, squeeze=1)
         lines.append(table[0])
         for index, line in enumerate(table[1:]):
             lines.append(line)
@@ -201,6 +225,80 @@ def render_text(report: RunReport, *, width: int = 100) -> str:
     else:
         lines.append("No client detail.")
     return "\n".join(_cut(line, width) for line in lines) + "\n"
+
+
+def render_html(report: RunReport) -> str:
+    """The report as an HTML fragment for e-mail: every value escaped, no scripts, no styles
+    beyond inline basics."""
+    e = html.escape
+    title = f"Run {report.name} ({report.run_id or 'no run ID yet'}): {report.phase}"
+    parts = [f"<h2>{e(title)}</h2>", "<p>"]
+    facts = [
+        ("Namespace", report.namespace),
+        ("Started", report.start_time or "-"),
+        ("Ended", report.completion_time or "-"),
+        (
+            "Duration",
+            "-" if report.duration_seconds is None else format_duration(report.duration_seconds),
+        ),
+        ("Progress", f"{report.progress or '-'} clients done"),
+    ]
+    if report.totals:
+        facts.append(("Totals", totals_text(report.totals)))
+    parts += [f"<b>{e(label)}:</b> {e(value)}<br>" for label, value in facts]
+    parts.append("</p>")
+    parts.append(
+        _html_table(
+            ("Stream", "Phase", "Reason", "Cycle", "Done", "Next run", "Note"),
+            [
+                (
+                    str(s.stream),
+                    s.phase,
+                    s.reason,
+                    s.cycle,
+                    f"{s.clients_done}/{'?' if s.clients_total is None else s.clients_total}",
+                    s.next_run,
+                    " ".join(note for note in (s.message, s.detail) if note),
+                )
+                for s in report.streams
+            ],
+        )
+    )
+    rows = []
+    for client in report.clients:
+        for task in client.tasks or (TaskLine("-", "", 0, 0, 0, 0),):
+            rows.append(
+                (
+                    str(client.stream),
+                    client.client_id,
+                    client.state,
+                    str(client.attempts),
+                    TASK_LABELS.get(task.task, task.task),
+                    task.state,
+                    *(str(getattr(task, key)) for key in COUNT_KEYS),
+                    format_duration(task.duration_seconds) if task.task != "-" else "",
+                    client.problem,
+                )
+            )
+    header = ("Stream", "Client", "State", "Tries", "Task", "Task state", "Seen", "OK")
+    parts.append(
+        _html_table((*header, "Failed", "Skipped", "Time", "Error"), rows)
+        if rows
+        else "<p>No client detail.</p>"
+    )
+    return "\n".join(parts) + "\n"
+
+
+def totals_text(totals: Mapping[str, int]) -> str:
+    """``4 clients: 3 completed, 0 timed out, 0 failed, 1 quarantined``."""
+    labels = (
+        ("completed", "completed"),
+        ("timedOut", "timed out"),
+        ("failed", "failed"),
+        ("quarantined", "quarantined"),
+    )
+    counts = ", ".join(f"{int(totals.get(key, 0))} {label}" for key, label in labels)
+    return f"{int(totals.get('clients', 0))} clients: {counts}"
 
 
 def as_json(report: RunReport) -> dict[str, Any]:
@@ -226,6 +324,7 @@ def _client_lines(stream: int, view: CycleView) -> list[ClientLine]:
                 task=task,
                 state=str(progress[task].get("state", "")),
                 **{key: int(progress[task].get(key, 0)) for key in COUNT_KEYS},
+                duration_seconds=float(progress[task].get("durationSeconds") or 0.0),
             )
             for task in ordered_tasks(progress)
         )
@@ -240,6 +339,19 @@ def _client_lines(stream: int, view: CycleView) -> list[ClientLine]:
             )
         )
     return lines
+
+
+def _next_run(entry: Mapping[str, Any], own_cycle: bool) -> str:
+    cycle = entry.get("cycle")
+    if not cycle:
+        return "starts the stream's cycle where it stands"
+    if not own_cycle:
+        return "continues the stream's newer cycle"
+    total, done = entry.get("clientsTotal"), int(entry.get("clientsDone") or 0)
+    if isinstance(total, int) and done >= total:
+        return "opens a new cycle (this one is finished)"
+    left = "its clients" if total is None else f"{total - done} client(s) left"
+    return f"continues cycle {cycle}: {left}"
 
 
 def _duration(status: Mapping[str, Any], now: datetime) -> float | None:
@@ -270,6 +382,16 @@ def _table(
         "  ".join(_cut(cell, w).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
         for row in (header, *rows)
     ]
+
+
+def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    cell = 'style="border:1px solid #ccc;padding:2px 6px;text-align:left"'
+    head = "".join(f"<th {cell}>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td {cell}>{html.escape(value)}</td>" for value in row) + "</tr>"
+        for row in rows
+    )
+    return f'<table style="border-collapse:collapse"><tr>{head}</tr>{body}</table>'
 
 
 def _cut(text: str, width: int) -> str:

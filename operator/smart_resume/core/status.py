@@ -61,6 +61,8 @@ class ConditionStatus(StrEnum):
 
 class ConditionType(StrEnum):
     SUCCEEDED = "Succeeded"  # the convention for bounded-execution objects: did the run succeed?
+    AIRTABLE_SYNCED = "AirtableSynced"  # the run's Airtable records show its last phase
+    EMAIL_DELIVERED = "EmailDelivered"  # every alert and report e-mail due so far was sent
 
 
 class ConditionFields(NamedTuple):

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 import requests
@@ -84,6 +84,7 @@ class AirtableGateway:
         *,
         pacer: RequestPacer | None = None,
         rate_limited_attempts: int = RATE_LIMITED_ATTEMPTS,
+        on_response: Callable[[int], None] | None = None,
     ) -> None:
         """Prepare the HTTP client; nothing is sent until the first call.
 
@@ -91,6 +92,7 @@ class AirtableGateway:
             settings: endpoint, key, master base, limits and timeout.
             pacer: defaults to the process-wide pacer for the limits in ``settings``.
             rate_limited_attempts: sends of one request while Airtable answers 429.
+            on_response: called with the HTTP status of every answer (e.g. to count them).
 
         Raises:
             ConfigurationError: the API key or the master base id is missing.
@@ -108,6 +110,11 @@ class AirtableGateway:
             settings.requests_per_second_per_base, settings.rate_limit_penalty_seconds
         )
         self._api = _paced_api(settings, pacer, attempts=rate_limited_attempts)
+        if on_response is not None:
+            observe = on_response
+            self._api.session.hooks["response"].append(
+                lambda response, *_, **__: observe(response.status_code)
+            )
 
     # -- master base: clients -------------------------------------------------------------------
 
@@ -139,6 +146,17 @@ class AirtableGateway:
 
     def _select_clients(self, formula: Formula) -> list[Client]:
         return _clients_from(self.select(self._master_base_id, ClientsTable.TABLE, formula=formula))
+
+    @property
+    def master_base_id(self) -> str:
+        return self._master_base_id
+
+    def check_tables(self, tables: Iterable[str]) -> None:
+        """Read one record of each master-base table, so a wrong base, table or key shows up
+        at start-up (raises our ``PermanentError`` or ``TransientError``)."""
+        for table in tables:
+            with self._mapped_errors(f"read {table} in {self._master_base_id}"):
+                self._api.table(self._master_base_id, table).first()
 
     # -- any base -------------------------------------------------------------------------------
 

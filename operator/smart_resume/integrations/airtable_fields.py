@@ -10,7 +10,8 @@ Tables:
     master base: ``ClientsTable``, ``JobTrackingTable``, ``ClientRunResultsTable``
     each client's base: ``LeadsTable``
 
-This module deliberately holds no I/O and no record mapping, only names.
+This module deliberately holds no I/O and no record mapping, only names (``JobStatus``, the
+Job Status options, is defined with the mapping that chooses them, in ``core.records``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import enum
 import types
 from collections.abc import Mapping
 from typing import Final
+
+from smart_resume.core.records import JobStatus
 
 __all__ = [
     "ClientRunResultsTable",
@@ -50,17 +53,6 @@ class ClientStatus(enum.StrEnum):
 
     ACTIVE = "Active"
     PAUSED = "Paused"
-
-
-class JobStatus(enum.StrEnum):
-    """``Clients.<Task> Job Status``: the options the old system's master base already has."""
-
-    STARTED = "STARTED"
-    RUNNING = "RUNNING"
-    COMPLETED = "COMPLETED"
-    CLIENT_TIMEOUT_KILLED = "CLIENT_TIMEOUT_KILLED"
-    JOB_TIMEOUT_KILLED = "JOB_TIMEOUT_KILLED"
-    FAILED = "FAILED"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,19 +124,65 @@ class ClientsTable(_Table):
 class JobTrackingTable(_Table):
     """Master base: one record per run (key: Run ID) with the run's aggregates.
 
-    Only the name for now; its fields arrive with the run-recording work.
+    Written by the operator only (``controller.records``), always as an upsert on ``RUN_ID``.
     """
 
     TABLE: Final = "Job Tracking"
+    RUN_ID: Final = "Run ID"
+    STATUS: Final = "Status"
+    """The run's phase (Running, Succeeded, PartiallySucceeded, TimedOut, Failed, ...)."""
+    STREAMS: Final = "Streams"
+    """Text: the run's stream numbers, e.g. "1, 2"."""
+    START_TIME: Final = "Start Time"
+    END_TIME: Final = "End Time"
+    DURATION: Final = "Duration"
+    """Text, e.g. "2.5 minutes"."""
+    DURATION_SECONDS: Final = "Duration Seconds"
+    CLIENTS_PROCESSED: Final = "Clients Processed"
+    CLIENTS_COMPLETED: Final = "Clients Completed"
+    CLIENTS_TIMED_OUT: Final = "Clients Timed Out"
+    CLIENTS_FAILED: Final = "Clients Failed"
+    CLIENTS_QUARANTINED: Final = "Clients Quarantined"
+    LEADS_EXAMINED: Final = "Leads Examined"
+    LEADS_SCORED: Final = "Leads Scored"
+    POSTS_HARVESTED: Final = "Posts Harvested"
+    POSTS_SCORED: Final = "Posts Scored"
+    SUCCESS_RATE: Final = "Success Rate"
+    """Percent, 0-100: clients completed over clients processed (README)."""
+    RUN_NAMESPACE: Final = "Run Namespace"
+    RUN_NAME: Final = "Run Name"
+    NOTES: Final = "Notes"
 
 
 class ClientRunResultsTable(_Table):
     """Master base: one record per client per run, linked to its Job Tracking record.
 
-    Only the name for now; its fields arrive with the run-recording work.
+    Written by the operator only, always as an upsert on ``RUN_CLIENT_KEY``
+    (``SR-261201-003-S1-Cacme-recruiting``: run ID, stream, client ID).
     """
 
     TABLE: Final = "Client Run Results"
+    RUN_CLIENT_KEY: Final = "Run Client Key"
+    JOB_TRACKING: Final = "Job Tracking"
+    """Link to the run's Job Tracking record (a list of one record id)."""
+    RUN_ID: Final = "Run ID"
+    CLIENT_ID: Final = "Client ID"
+    STREAM: Final = "Stream"
+    STATE: Final = "State"
+    """The client's state in the cycle: Completed, TimedOut, Failed, Quarantined, Pending."""
+    ATTEMPTS: Final = "Attempts"
+    TASK_STATES: Final = "Task States"
+    """Text, e.g. "lead scoring: Completed; post harvesting: TimedOut"."""
+    LEADS_EXAMINED: Final = "Leads Examined"
+    LEADS_SCORED: Final = "Leads Scored"
+    POSTS_HARVESTED: Final = "Posts Harvested"
+    POSTS_SCORED: Final = "Posts Scored"
+    LEAD_SCORING_SECONDS: Final = "Lead Scoring Seconds"
+    POST_HARVESTING_SECONDS: Final = "Post Harvesting Seconds"
+    POST_SCORING_SECONDS: Final = "Post Scoring Seconds"
+    DURATION: Final = "Duration"
+    """Text: all tasks together, e.g. "42 s"."""
+    ERROR: Final = "Error"
 
 
 class ScoringStatus(enum.StrEnum):

@@ -41,14 +41,26 @@ class Runs:
             resource.GROUP, resource.VERSION, namespace, resource.PLURAL, name
         )
 
-    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+    def patch_status(
+        self,
+        namespace: str,
+        name: str,
+        status: dict[str, Any],
+        *,
+        resource_version: str | None = None,
+    ) -> None:
+        """Merge ``status`` in; with ``resource_version``, only if the run is still at it (409
+        otherwise), for writers that derive a whole list (conditions) from what they read."""
+        body: dict[str, Any] = {"status": status}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
         self._objects.patch_namespaced_custom_object_status(
             resource.GROUP,
             resource.VERSION,
             namespace,
             resource.PLURAL,
             name,
-            {"status": status},
+            body,
             field_manager=self._manager,
             _content_type=MERGE_PATCH,
         )

@@ -30,7 +30,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from smart_resume.config import Settings
-from smart_resume.core.checkpoint import PROBLEM_MAX_CHARS, encode_client, progress_text
+from smart_resume.core.checkpoint import (
+    DURATION_KEY,
+    PROBLEM_MAX_CHARS,
+    encode_client,
+    progress_text,
+)
 from smart_resume.core.clients import Client
 from smart_resume.core.reasons import StreamReason
 from smart_resume.core.resume import plan_cycle
@@ -197,7 +202,7 @@ class StreamWorker:
                 task["state"] = TaskState.RUNNING.value
                 return
             running.remove(report.task)
-            _accumulate(task, report.outcome or {})
+            _accumulate(task, report.outcome or {}, report.duration_seconds)
             if report.error is not None:
                 task["state"] = TaskState.FAILED.value
             elif report.cut:
@@ -307,10 +312,11 @@ _FENCED_MESSAGES = {
 }
 
 
-def _accumulate(task: dict[str, Any], outcome: Mapping[str, Any]) -> None:
+def _accumulate(task: dict[str, Any], outcome: Mapping[str, Any], seconds: float) -> None:
     for key in ("examined", "succeeded", "failed"):
         task[key] = int(task.get(key, 0)) + int(outcome.get(key, 0))
     task["skipped"] = int(task.get("skipped", 0)) + sum((outcome.get("skipped") or {}).values())
+    task[DURATION_KEY] = float(task.get(DURATION_KEY) or 0.0) + seconds
 
 
 def _copy(entry: Mapping[str, Any]) -> dict[str, Any]:
