@@ -32,7 +32,8 @@ def test_metrics__move_with_a_run(
     airtable: Airtable,
     operator: OperatorProcess,
 ) -> None:
-    """Runs by phase follow the run; handler latencies count the start and the reconciles."""
+    """Runs by phase follow the run; its closed cycle counts each client task once, with its
+    duration; handler latencies count the start and the reconciles."""
     airtable.add_client("acme-recruiting", 1, task_seconds=1.0)
     assert _value(operator, "smart_resume_runs", phase="Running") == 0
     create_run(api_client, run_namespace, "scraped", streams=[1])
@@ -50,6 +51,11 @@ def test_metrics__move_with_a_run(
     )
 
     assert _value(operator, "smart_resume_runs", phase="Running") == 0
+    for task in ("lead_scoring", "post_harvesting", "post_scoring"):
+        processed = "smart_resume_clients_processed_total"
+        assert _value(operator, processed, task=task, state="Completed") == 1, task
+        durations = "smart_resume_client_task_duration_seconds_count"
+        assert _value(operator, durations, task=task) == 1, task
     count = "smart_resume_reconcile_duration_seconds_count"
     assert _value(operator, count, handler="start") == 1
     assert _value(operator, count, handler="reconcile") >= 1

@@ -26,7 +26,14 @@ from kubernetes import client
 
 from smart_resume import resource
 from smart_resume.config import Settings, forwardable_env
-from smart_resume.core.checkpoint import ClaimDecision, claim_cycle, cycle_counts, owns_cycle
+from smart_resume.controller import metrics
+from smart_resume.core.checkpoint import (
+    ClaimDecision,
+    claim_cycle,
+    cycle_counts,
+    decode_clients,
+    owns_cycle,
+)
 from smart_resume.core.history import runs_to_prune
 from smart_resume.core.locks import LeaseDecision, LeaseObservations
 from smart_resume.core.reasons import WORKER_STOP_REASONS, StreamReason
@@ -143,6 +150,7 @@ class RunLifecycle:
         if not acquisition.acquired:
             return self._not_acquired(body, stream, lock, acquisition)
         if acquisition.decision is LeaseDecision.TAKE_OVER and acquisition.previous:
+            metrics.LEASE_TAKEOVERS.inc()
             kopf.warn(
                 body,
                 reason="StaleLockTakenOver",
@@ -329,6 +337,9 @@ class RunLifecycle:
                 ended = self._follow_job(body, int(key), stream_status, jobs.get(int(key)))
                 update.update(ended)
                 stream_status.update(ended)
+                if ended.get("phase") in (Phase.SUCCEEDED, Phase.PARTIALLY_SUCCEEDED):
+                    checkpoint = checkpoints.get(stream_status.get("checkpoint", "")) or {}
+                    metrics.observe_closed_cycle(decode_clients(checkpoint.get("status") or {}))
 
             changed = {k: v for k, v in update.items() if before.get(k) != v}
             if changed:

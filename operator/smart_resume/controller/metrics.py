@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -32,17 +33,27 @@ LEASE_TAKEOVERS = Counter(
 )
 CLIENTS_PROCESSED = Counter(
     "smart_resume_clients_processed",
-    "Client tasks that ended, by the state they ended in.",
+    "Client tasks of closed cycles, by the state they ended in (counted when the cycle closes).",
     ["task", "state"],
     registry=REGISTRY,
 )
 CLIENT_TASK_DURATION = Histogram(
     "smart_resume_client_task_duration_seconds",
-    "How long one task of one client took.",
+    "How long one task of one client took over its cycle (counted when the cycle closes).",
     ["task"],
     buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800),
     registry=REGISTRY,
 )
+
+
+def observe_closed_cycle(clients: Mapping[str, Mapping[str, Any]]) -> None:
+    """Count the tasks of a cycle that just closed (decoded checkpoint entries, by client ID)."""
+    for entry in clients.values():
+        for task, progress in (entry.get("tasks") or {}).items():
+            CLIENTS_PROCESSED.labels(task=task, state=progress.get("state", "")).inc()
+            if progress.get("durationSeconds"):
+                CLIENT_TASK_DURATION.labels(task=task).observe(progress["durationSeconds"])
+
 
 AIRTABLE_REQUESTS = Counter(
     "smart_resume_airtable_requests",
