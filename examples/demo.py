@@ -7,8 +7,9 @@
 2. Night one: the nightly SmartResumeRun is cut short by its deadline, part-way through.
 3. Night two: the next run resumes each stream's cycle exactly where the first one stopped; its
    status names the run it resumed from, and no lead is sent to the AI twice.
-4. What an operator of the operator sees: the printer columns while the runs work, the run report
-   (`smart-resume report`), the Events, the Prometheus metrics, and the leads in the client bases.
+4. What everyone else sees: the printer columns while the runs work, the run report
+   (`smart-resume report`), the Events, the run records in Airtable, the alert and report e-mails
+   as a local SMTP server received them, the Prometheus metrics, and the leads in the client bases.
 Everything is stopped and removed at the end.
 """
 
@@ -32,16 +33,24 @@ from fakes import fake_ai, fake_airtable, fake_apify
 from fakes.fake_ai import Answer, FakeAI
 from fakes.fake_airtable import FakeAirtable
 from fakes.fake_apify import FakeApify
-from fakes.records import client_record
+from fakes.mail import SMTP_PASSWORD, SMTP_USER, SmtpServer, text_of
+from fakes.records import add_master_base, client_record
 from harness import manifests
 from harness.cluster import RESTRICTED_POD_SECURITY, Cluster, install_crds
 from harness.controlplane import ControlPlane
 from harness.operator import OperatorProcess
 from harness.podrunner import POD_RUNNER_SCHEDULER, PodRunner
 from harness.tables import get_table
+from harness.waiting import wait_for
 from smart_resume import resource
 from smart_resume.core.status import is_terminal
-from smart_resume.integrations.airtable_fields import ClientsTable, LeadsTable, ScoringStatus
+from smart_resume.integrations.airtable_fields import (
+    ClientRunResultsTable,
+    ClientsTable,
+    JobTrackingTable,
+    LeadsTable,
+    ScoringStatus,
+)
 from smart_resume.integrations.apify import Post
 from smart_resume.reporting import print_report
 
@@ -58,8 +67,9 @@ CLIENTS = [  # client id, name, stream
     ("dune-search", "Dune Executive Search", 2),
 ]
 LEADS_PER_CLIENT = 8
-AI_LATENCY_SECONDS = 0.6
-"""Slow enough that the first night's deadline leaves clients for the second."""
+AI_LATENCY_SECONDS = 1.5
+"""A real model's answer time; a client then takes about 4 s, so the first night's deadline
+(which stops taking clients once less than a client timeout is left) leaves some for the second."""
 FIRST_NIGHT = {"deadlineSeconds": 14, "clientTimeoutSeconds": 6}
 TIMEOUT_SECONDS = 150
 
@@ -83,6 +93,7 @@ def main() -> int:
         airtable = stack.enter_context(FakeAirtable())
         ai = stack.enter_context(FakeAI(latency_seconds=AI_LATENCY_SECONDS))
         apify = stack.enter_context(FakeApify())
+        mail = stack.enter_context(SmtpServer())
         _seed(airtable, ai, apify)
 
         (workdir / "pods").mkdir()
@@ -90,7 +101,7 @@ def main() -> int:
         runner.start()
         stack.callback(runner.stop)
         operator = OperatorProcess(
-            _operator_env(operator_kubeconfig, airtable, ai, apify),
+            _operator_env(operator_kubeconfig, airtable, ai, apify, mail),
             NAMESPACE,
             workdir / "operator.log",
         )
@@ -119,6 +130,12 @@ def main() -> int:
         chapter("What kubectl describe shows: the Events")
         for name in ("nightly-1", "nightly-2"):
             _events(api, name)
+
+        chapter("The run records in Airtable (master base)")
+        _records(airtable, [first["status"]["runId"], second["status"]["runId"]])
+
+        chapter("The e-mails, as the local SMTP server received them")
+        _emails(mail, second["status"]["runId"])
 
         chapter("What Prometheus scrapes from the operator")
         _metrics(operator)
@@ -230,6 +247,53 @@ def _events(api: client.ApiClient, name: str) -> None:
         print(f"    {event.type:<8}{event.reason:<22}{event.message}"[:104])
 
 
+def _records(airtable: FakeAirtable, run_ids: list[str]) -> None:
+    say("the operator upserts one Job Tracking record per run, one Client Run Result per client")
+    jobs = JobTrackingTable
+
+    def synced() -> list[dict[str, Any]] | None:
+        rows = [r["fields"] for r in airtable.records(MASTER_BASE, jobs.TABLE)]
+        final = {r.get(jobs.RUN_ID): r.get(jobs.STATUS) for r in rows}
+        done = all(final.get(run_id) in ("TimedOut", "Succeeded") for run_id in run_ids)
+        return rows if done and len(rows) == len(run_ids) else None
+
+    rows = wait_for(synced, timeout=60, what="the run records in Airtable")
+    print(
+        f"    {'RUN ID':<16}{'STATUS':<11}{'CLIENTS':>8}{'DONE':>6}{'SCORED':>8}  SUCCESS  DURATION"
+    )
+    for row in sorted(rows, key=lambda r: str(r.get(jobs.RUN_ID))):
+        print(
+            f"    {row.get(jobs.RUN_ID, ''):<16}{row.get(jobs.STATUS, ''):<11}"
+            f"{row.get(jobs.CLIENTS_PROCESSED, 0):>8}{row.get(jobs.CLIENTS_COMPLETED, 0):>6}"
+            f"{row.get(jobs.LEADS_SCORED, 0):>8}  {row.get(jobs.SUCCESS_RATE, 0):>6} %  "
+            f"{row.get(jobs.DURATION, '')}"
+        )
+    results = ClientRunResultsTable
+    clients = [r["fields"] for r in airtable.records(MASTER_BASE, results.TABLE)]
+    print(f"\n    {len(clients)} Client Run Results, e.g.:")
+    for row in sorted(clients, key=lambda r: str(r.get(results.RUN_CLIENT_KEY)))[:4]:
+        print(
+            f"    {row.get(results.RUN_CLIENT_KEY, ''):<40}{row.get(results.STATE, ''):<11}"
+            f"{row.get(results.TASK_STATES, '')}"[:100]
+        )
+
+
+def _emails(mail: SmtpServer, last_run_id: str) -> None:
+    wait_for(
+        lambda: any(last_run_id in subject for subject in mail.subjects()),
+        timeout=60,
+        what=f"the report e-mail of {last_run_id}",
+    )
+    say(f"{len(mail.messages)} e-mails to ops@agency.example:")
+    for subject in mail.subjects():
+        print(f"    {subject}"[:100])
+    report = next((m for m in reversed(mail.messages) if last_run_id in str(m["Subject"])), None)
+    if report is not None:
+        say(f"the report of {last_run_id} (plain-text part; an HTML part comes with it):")
+        for line in text_of(report).splitlines()[:16]:
+            print(f"    {line}"[:100])
+
+
 def _metrics(operator: OperatorProcess) -> None:
     say("curl http://<operator>:9090/metrics | grep smart_resume_   (non-zero samples)")
     for line in operator.scrape().splitlines():
@@ -301,7 +365,7 @@ def _wait_for_account(core: client.CoreV1Api, namespace: str, name: str) -> None
 
 
 def _seed(airtable: FakeAirtable, ai: FakeAI, apify: FakeApify) -> None:
-    airtable.add_table(MASTER_BASE, ClientsTable.TABLE, fields=ClientsTable.field_names())
+    add_master_base(airtable, MASTER_BASE)
     for number, (client_id, name, stream) in enumerate(CLIENTS, start=1):
         base = f"appDemoClient{number:04d}"
         criteria = "Heads of talent and recruiting leaders at B2B SaaS companies."
@@ -361,9 +425,17 @@ def _pod_env(workdir: Path) -> dict[str, str]:
 
 
 def _operator_env(
-    kubeconfig: Path, airtable: FakeAirtable, ai: FakeAI, apify: FakeApify
+    kubeconfig: Path, airtable: FakeAirtable, ai: FakeAI, apify: FakeApify, mail: SmtpServer
 ) -> dict[str, str]:
     return {
+        # The operator's own secrets (in a cluster: the smart-resume-operator-credentials Secret).
+        "SMART_RESUME_AIRTABLE_API_KEY": fake_airtable.DEFAULT_API_KEY,
+        "SMART_RESUME_EMAIL_SMTP_PASSWORD": SMTP_PASSWORD,
+        "SMART_RESUME_EMAIL_SMTP_HOST": "127.0.0.1",
+        "SMART_RESUME_EMAIL_SMTP_PORT": str(mail.port),
+        "SMART_RESUME_EMAIL_SMTP_USERNAME": SMTP_USER,
+        "SMART_RESUME_EMAIL_SENDER": "smart-resume@agency.example",
+        "SMART_RESUME_EMAIL_RECIPIENTS": "ops@agency.example",
         "PATH": os.environ.get("PATH", ""),
         "HOME": os.environ.get("HOME", "/tmp"),
         "KUBECONFIG": str(kubeconfig),
