@@ -13,14 +13,14 @@ def test_from_env__parses_types_by_field() -> None:
     """Numbers, booleans, tuples and secrets are parsed according to each field's type."""
     settings = Settings.from_env(
         {
-            "SMART_RESUME_LEASE_DURATION_SECONDS": "42",
+            "SMART_RESUME_LEASE_DURATION_SECONDS": "420",
             "SMART_RESUME_AI_CONCURRENCY": "8",
             "SMART_RESUME_EMAIL_SMTP_STARTTLS": "yes",
             "SMART_RESUME_EMAIL_RECIPIENTS": "ops@example.com, lead@example.com",
             "SMART_RESUME_AI_API_KEY": "sk-very-secret",
         }
     )
-    assert settings.lease.duration_seconds == 42
+    assert settings.lease.duration_seconds == 420
     assert settings.ai.concurrency == 8
     assert settings.email.smtp_starttls is True
     assert settings.email.recipients == ("ops@example.com", "lead@example.com")
@@ -56,3 +56,22 @@ def test_forwardable_env__hands_on_settings_but_no_secrets() -> None:
         "SMART_RESUME_AIRTABLE_API_KEY",
         "SMART_RESUME_APIFY_TOKEN",
     } <= set(secret_env_names())
+
+
+@pytest.mark.parametrize(
+    ("interval", "deadline", "duration"),
+    [("60", "60", "300"), ("10", "300", "300"), ("10", "400", "300")],
+)
+def test_from_env__renew_deadline_must_fall_between_interval_and_duration(
+    interval: str, deadline: str, duration: str
+) -> None:
+    """A worker must get a renewal in before its renew deadline, and stop before observers may
+    judge its Lease stale: interval < renew deadline < duration, or no start."""
+    with pytest.raises(ConfigurationError, match="renew interval < renew deadline < duration"):
+        Settings.from_env(
+            {
+                "SMART_RESUME_LEASE_RENEW_INTERVAL_SECONDS": interval,
+                "SMART_RESUME_LEASE_RENEW_DEADLINE_SECONDS": deadline,
+                "SMART_RESUME_LEASE_DURATION_SECONDS": duration,
+            }
+        )

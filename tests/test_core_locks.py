@@ -6,48 +6,95 @@ import datetime
 
 import pytest
 
-from smart_resume.core.locks import LeaseDecision, LeaseView, decide, format_microtime, lease_spec
+from smart_resume.core.locks import (
+    LeaseDecision,
+    LeaseObservations,
+    LeaseView,
+    Observation,
+    decide,
+    format_microtime,
+    lease_spec,
+)
 
 NOW = datetime.datetime(2026, 11, 22, 6, 0, 0, tzinfo=datetime.UTC)
 
 
-def _view(holder: str, seconds_ago: float, duration: int = 300) -> LeaseView:
-    return LeaseView(
-        holder=holder,
-        renew_time=NOW - datetime.timedelta(seconds=seconds_ago),
-        duration_seconds=duration,
-    )
+def _view(holder: str, duration: int = 300) -> LeaseView:
+    return LeaseView(holder=holder, renew_time=NOW, duration_seconds=duration)
+
+
+FRESH = Observation(unchanged_seconds=0.0, seen_renewed=False)
+RENEWING = Observation(unchanged_seconds=10.0, seen_renewed=True)
 
 
 @pytest.mark.parametrize(
-    ("lease", "expected"),
+    ("lease", "observation", "expected"),
     [
-        pytest.param(None, LeaseDecision.CREATE, id="absent"),
-        pytest.param(_view("ns/me/1", 1000), LeaseDecision.OURS, id="ours-even-if-old"),
-        pytest.param(_view("ns/other/2", 10), LeaseDecision.HELD, id="live-other"),
-        pytest.param(_view("ns/other/2", 300), LeaseDecision.TAKE_OVER, id="expired-exactly"),
-        pytest.param(_view("ns/other/2", 301), LeaseDecision.TAKE_OVER, id="stale-other"),
-        pytest.param(_view("", 1), LeaseDecision.TAKE_OVER, id="released-holder"),
+        pytest.param(None, None, LeaseDecision.CREATE, id="absent"),
+        pytest.param(_view("ns/me/1"), None, LeaseDecision.OURS, id="ours"),
+        pytest.param(_view("ns/other/2"), FRESH, LeaseDecision.WAIT, id="first-seen"),
+        pytest.param(_view("ns/other/2"), RENEWING, LeaseDecision.HELD, id="seen-renewing"),
         pytest.param(
-            LeaseView("ns/other/2", None, 300), LeaseDecision.TAKE_OVER, id="never-renewed"
+            _view("ns/other/2"),
+            Observation(300.0, seen_renewed=False),
+            LeaseDecision.TAKE_OVER,
+            id="unchanged-for-its-duration",
         ),
+        pytest.param(
+            _view("ns/other/2"),
+            Observation(300.0, seen_renewed=True),
+            LeaseDecision.TAKE_OVER,
+            id="stopped-renewing",
+        ),
+        pytest.param(_view(""), None, LeaseDecision.TAKE_OVER, id="released-holder"),
     ],
 )
-def test_decide__table(lease: LeaseView | None, expected: LeaseDecision) -> None:
-    """Each Lease state maps to the one action a run may take on it."""
-    assert decide(lease, holder="ns/me/1", now=NOW) is expected
+def test_decide__table(
+    lease: LeaseView | None, observation: Observation | None, expected: LeaseDecision
+) -> None:
+    """Each Lease state, as observed here, maps to the one action a run may take on it."""
+    assert decide(lease, holder="ns/me/1", observation=observation) is expected
+
+
+def test_decide__ignores_the_renew_time_written_by_another_clock() -> None:
+    """A renewTime ten minutes in the past or the future changes nothing: only the observer's
+    own clock judges staleness."""
+    for skew in (-600, 600):
+        lease = LeaseView(
+            "ns/other/2", NOW + datetime.timedelta(seconds=skew), duration_seconds=300
+        )
+        assert decide(lease, holder="ns/me/1", observation=RENEWING) is LeaseDecision.HELD
+        stale = Observation(301.0, seen_renewed=True)
+        assert decide(lease, holder="ns/me/1", observation=stale) is LeaseDecision.TAKE_OVER
 
 
 def test_decide__uses_the_records_own_duration() -> None:
     """Staleness is measured with the Lease's leaseDurationSeconds, not the reader's settings."""
+    observed = Observation(20.0, seen_renewed=True)
     assert (
-        decide(_view("ns/other/2", 20, duration=10), holder="ns/me/1", now=NOW)
+        decide(_view("ns/other/2", duration=10), holder="ns/me/1", observation=observed)
         is LeaseDecision.TAKE_OVER
     )
     assert (
-        decide(_view("ns/other/2", 20, duration=30), holder="ns/me/1", now=NOW)
+        decide(_view("ns/other/2", duration=30), holder="ns/me/1", observation=observed)
         is LeaseDecision.HELD
     )
+
+
+def test_lease_observations__count_on_the_observers_clock() -> None:
+    """A record is timed from when this observer first saw it; a change restarts the count and,
+    for the same holder, shows it is renewing; a restarted observer starts from zero."""
+    observations = LeaseObservations()
+    assert observations.observe("ns/l", holder="h", version="1", now=100.0) == FRESH
+    assert observations.observe("ns/l", holder="h", version="1", now=130.0) == Observation(
+        30.0, False
+    )
+    assert observations.observe("ns/l", holder="h", version="2", now=131.0) == Observation(
+        0.0, True
+    )
+    assert observations.observe("ns/l", holder="h2", version="3", now=132.0) == FRESH
+    restarted = LeaseObservations()
+    assert restarted.observe("ns/l", holder="h2", version="3", now=5000.0) == FRESH
 
 
 def test_format_microtime__six_digits_even_at_zero_microseconds() -> None:

@@ -1,4 +1,4 @@
-"""Resume: choosing the source run, carrying progress forward, and planning a cycle."""
+"""Resume: claiming a stream's cycle from its checkpoint, and planning the cycle."""
 
 from __future__ import annotations
 
@@ -8,39 +8,21 @@ from typing import Any
 
 import pytest
 
-from smart_resume.core.resume import (
-    CyclePlan,
-    carry_forward,
-    find_resume_source,
-    is_cycle_finished,
-    plan_cycle,
+from smart_resume.core.checkpoint import (
+    ClaimDecision,
+    claim_cycle,
+    cycle_counts,
+    decode_clients,
+    encode_client,
 )
+from smart_resume.core.resume import CyclePlan, plan_cycle
 from smart_resume.core.spec import TASK_ORDER
-from smart_resume.core.status import Phase, stream_phase
 
 CLIENTS = ["acme", "globex", "initech"]
 
 
-def _run(
-    name: str, created: str, streams: dict[str, Any] | None = None, **spec: Any
-) -> dict[str, Any]:
-    return {
-        "metadata": {"name": name, "creationTimestamp": f"2025-11-22T{created}Z"},
-        "spec": {"streams": [1], **spec},
-        "status": {"streams": streams or {}},
-    }
-
-
 def _tasks(*states: str) -> dict[str, Any]:
     return {task: {"state": state} for task, state in zip(TASK_ORDER, states, strict=False)}
-
-
-UNFINISHED = {"cycle": "SR-251122-001", "clientsTotal": 2, "clients": {"acme": {"state": "Failed"}}}
-FINISHED = {
-    "cycle": "SR-251122-001",
-    "clientsTotal": 1,
-    "clients": {"acme": {"state": "Completed"}},
-}
 
 
 class _Worker:
@@ -98,39 +80,51 @@ class _Worker:
         return True
 
 
-def test_resume__chain_of_three_runs() -> None:
-    """A is cut mid-client, B resumes at its first unfinished task, C sees B done, starts anew."""
-    worker = _Worker(budget=4)
-    stream_a = worker.work({"cycle": "SR-251122-001"}, loaded=CLIENTS)
-    assert stream_a["clients"]["acme"]["state"] == "Completed"
-    assert stream_a["clients"]["globex"]["state"] == "Running"
-    assert stream_a["clients"]["globex"]["tasks"] == {
-        "lead_scoring": {"state": "Completed", "examined": 1},
-        "post_harvesting": {"state": "Running"},
-    }
-    run_a = _run(
-        "run-a",
-        "01:00:00",
-        {"1": {**stream_a, "job": "run-a-s1", "phase": "TimedOut", "currentClient": "globex"}},
-    )
-    run_b = _run("run-b", "03:00:00")
+def _stored(stream: dict[str, Any]) -> dict[str, Any]:
+    """A worked stream as its checkpoint stores it (clients encoded)."""
+    return {**stream, "clients": {c: encode_client(e) for c, e in stream["clients"].items()}}
 
-    assert find_resume_source(1, [run_a, run_b], current=run_b) is run_a
-    carried = carry_forward(run_a["status"]["streams"]["1"])
-    assert carried["cycle"] == "SR-251122-001"
-    plan = plan_cycle(CLIENTS, carried["clients"], tasks=TASK_ORDER, max_attempts=3)
+
+def _claim(checkpoint: dict[str, Any], run: str, **options: Any) -> Any:
+    return claim_cycle(
+        checkpoint,
+        run_name=run,
+        run_uid=f"uid-{run}",
+        run_id=f"SR-{run}",
+        **{"continue_unfinished": True, **options},
+    )
+
+
+def test_resume__chain_of_three_runs() -> None:
+    """A is cut mid-client; B claims and continues A's cycle at the first unfinished task; C
+    finds the cycle finished and opens a new one."""
+    opened = _claim({}, "a")
+    assert opened.decision is ClaimDecision.OPEN
+    assert opened.status == {"cycle": "SR-a", "owner": "a", "ownerUid": "uid-a", "clients": {}}
+    worker = _Worker(budget=4)
+    stream_a = _stored(worker.work(opened.status, loaded=CLIENTS))
+    clients = decode_clients(stream_a)
+    assert clients["acme"]["state"] == "Completed"
+    assert clients["globex"]["state"] == "Running"
+    assert [t["state"] for t in clients["globex"]["tasks"].values()] == ["Completed", "Running"]
+
+    claim_b = _claim(stream_a, "b")
+    assert (claim_b.decision, claim_b.previous_owner) == (ClaimDecision.CONTINUE, "a")
+    assert (claim_b.status["cycle"], claim_b.status["owner"]) == ("SR-a", "b")
+    plan = plan_cycle(CLIENTS, decode_clients(claim_b.status), tasks=TASK_ORDER, max_attempts=3)
     assert (plan.order, plan.completed) == (("globex", "initech"), ("acme",))
     assert plan.remaining_tasks("globex") == ["post_harvesting", "post_scoring"]
 
     worker.budget = 1_000
-    stream_b = worker.work(carried, loaded=CLIENTS)
-    run_b["status"]["streams"]["1"] = {**stream_b, "resumedFrom": "run-a", "phase": "Succeeded"}
-    assert is_cycle_finished(stream_b)
+    carried = {**claim_b.status, "clients": decode_clients(claim_b.status)}
+    stream_b = _stored(worker.work(carried, loaded=CLIENTS))
+    assert cycle_counts(stream_b).finished
     assert Counter(worker.completed_tasks) == {(c, t): 1 for c in CLIENTS for t in TASK_ORDER}
 
-    run_c = _run("run-c", "05:00:00")
-    assert find_resume_source(1, [run_a, run_b, run_c], current=run_c) is None
-    assert find_resume_source(1, [run_b, run_c], current=run_c) is None
+    claim_c = _claim(stream_b, "c")
+    assert claim_c.decision is ClaimDecision.OPEN
+    assert (claim_c.status["cycle"], claim_c.status["clients"]) == ("SR-c", {})
+    assert _claim(claim_c.status, "c").decision is ClaimDecision.OURS, "a re-run changes nothing"
 
 
 def test_resume__failing_client_is_retried_after_the_rest_then_quarantined() -> None:
@@ -143,155 +137,18 @@ def test_resume__failing_client_is_retried_after_the_rest_then_quarantined() -> 
         "attempts": 3,
         "tasks": {"lead_scoring": {"state": "Failed"}},
     }
-    assert is_cycle_finished(stream)
-    finished = stream_phase(stream, job_finished=True, deadline_exceeded=False, terminated=False)
-    assert finished == Phase.PARTIALLY_SUCCEEDED
+    counts = cycle_counts(_stored(stream))
+    assert counts.finished and not counts.all_completed
 
 
 def test_resume__interrupted_attempts_count_towards_quarantine() -> None:
     """A client cut in every run (say it crashes its worker) is quarantined, not retried forever."""
     stream: dict[str, Any] = {"cycle": "SR-251122-001"}
     for _ in range(3):
-        stream = carry_forward(_Worker(budget=0).work(stream, loaded=["acme", "globex"]))
+        stream = _Worker(budget=0).work(stream, loaded=["acme", "globex"])
+        stream["clients"] = decode_clients(_stored(stream))  # through the checkpoint each time
     plan = plan_cycle(["acme", "globex"], stream["clients"], tasks=TASK_ORDER, max_attempts=3)
     assert (plan.quarantine, plan.order) == (("acme",), ("globex",))
-
-
-@pytest.mark.parametrize(
-    ("runs", "expected"),
-    [
-        pytest.param([], None, id="no-runs"),
-        pytest.param([_run("old", "01:00:00", {"1": UNFINISHED})], "old", id="latest-unfinished"),
-        pytest.param([_run("old", "01:00:00", {"1": FINISHED})], None, id="latest-finished"),
-        pytest.param(
-            [_run("a", "01:00:00", {"1": UNFINISHED}), _run("b", "02:00:00", {"1": FINISHED})],
-            None,
-            id="finished-after-unfinished",
-        ),
-        pytest.param(
-            [_run("b", "02:00:00", {"1": UNFINISHED}), _run("a", "01:00:00", {"1": FINISHED})],
-            "b",
-            id="by-creation-not-list-order",
-        ),
-        pytest.param(
-            [
-                _run("a", "01:00:00", {"1": UNFINISHED}),
-                _run("skipper", "02:00:00", {"1": {"phase": "Skipped", "reason": "LockHeld"}}),
-            ],
-            "a",
-            id="skipped-stream-passed-over",
-        ),
-        pytest.param(
-            [_run("a", "01:00:00", {"1": UNFINISHED}), _run("other", "02:00:00", {"2": FINISHED})],
-            "a",
-            id="other-stream-passed-over",
-        ),
-        pytest.param(
-            [
-                _run("a", "01:00:00", {"1": UNFINISHED}),
-                _run("adhoc", "02:00:00", {"1": FINISHED}, clients=["acme"]),
-            ],
-            "a",
-            id="ad-hoc-passed-over",
-        ),
-        pytest.param([_run("later", "09:00:00", {"1": UNFINISHED})], None, id="later-run-ignored"),
-        pytest.param(
-            [_run("current", "05:00:00", {"1": UNFINISHED})], None, id="current-run-ignored"
-        ),
-        pytest.param(
-            [
-                _run("a-run", "05:00:00", {"1": UNFINISHED}),
-                _run("z-run", "05:00:00", {"1": FINISHED}),
-            ],
-            "a-run",
-            id="same-second-name-breaks-tie",
-        ),
-    ],
-)
-def test_find_resume_source__latest_earlier_run_decides(
-    runs: list[dict[str, Any]], expected: str | None
-) -> None:
-    """The latest earlier regular run with a cycle of the stream is resumed if its cycle is open."""
-    current = _run("current", "05:00:00")
-    source = find_resume_source(1, runs, current=current)
-    assert (source and source["metadata"]["name"]) == expected
-
-
-def test_find_resume_source__needs_the_current_creation_time() -> None:
-    """Without the current run's creationTimestamp "earlier" is unknown: an error, not a guess."""
-    with pytest.raises(ValueError, match="creationTimestamp"):
-        find_resume_source(1, [], current={"metadata": {"name": "new"}})
-
-
-SOURCE_STREAM: dict[str, Any] = {
-    "job": "run-a-s1",
-    "lease": "smart-resume-stream-1",
-    "phase": "TimedOut",
-    "reason": "DeadlineExceeded",
-    "message": "cut",
-    "cycle": "SR-251121-004",
-    "resumedFrom": "run-0",
-    "clientsTotal": 5,
-    "clientsDone": 1,
-    "currentClient": "globex",
-    "heartbeatTime": "2025-11-22T01:00:00Z",
-    "clients": {
-        "acme": {
-            "name": "Acme",
-            "state": "Completed",
-            "attempts": 1,
-            "tasks": _tasks(*["Completed"] * 3),
-        },
-        "globex": {
-            "name": "Globex",
-            "state": "Running",
-            "attempts": 1,
-            "message": "scoring posts",
-            "tasks": _tasks("Completed", "Running"),
-        },
-        "initech": {"state": "TimedOut", "attempts": 2, "tasks": _tasks("TimedOut")},
-        "umbrella": {"state": "Failed", "attempts": 1, "tasks": _tasks("Completed", "Failed")},
-        "gone": None,
-    },
-}
-
-
-def test_carry_forward__keeps_the_cycle_and_drops_the_execution() -> None:
-    """Only the cycle, its counters and its clients move to the new run."""
-    carried = carry_forward(SOURCE_STREAM)
-    assert set(carried) == {"cycle", "clientsTotal", "clientsDone", "clients"}
-    assert (carried["cycle"], carried["clientsTotal"], carried["clientsDone"]) == (
-        "SR-251121-004",
-        5,
-        1,
-    )
-    assert set(carried["clients"]) == {"acme", "globex", "initech", "umbrella"}
-
-
-def test_carry_forward__interrupted_client_becomes_pending() -> None:
-    """A client and task cut while Running are Pending again, finished tasks untouched."""
-    globex = carry_forward(SOURCE_STREAM)["clients"]["globex"]
-    assert globex == {
-        "name": "Globex",
-        "state": "Pending",
-        "attempts": 1,
-        "tasks": _tasks("Completed", "Pending"),
-    }
-
-
-def test_carry_forward__failed_clients_keep_state_for_retry() -> None:
-    """TimedOut, Failed and Completed clients are carried as they were."""
-    carried = carry_forward(SOURCE_STREAM)["clients"]
-    for client_id in ("acme", "initech", "umbrella"):
-        assert carried[client_id] == SOURCE_STREAM["clients"][client_id]
-
-
-def test_carry_forward__does_not_change_its_input() -> None:
-    """The source run's status is left as it was, and shares nothing with the result."""
-    before = copy.deepcopy(SOURCE_STREAM)
-    carried = carry_forward(SOURCE_STREAM)
-    carried["clients"]["acme"]["tasks"]["lead_scoring"]["state"] = "Pending"
-    assert before == SOURCE_STREAM
 
 
 def _plan(carried: dict[str, Any], loaded: list[str] = CLIENTS, **options: Any) -> CyclePlan:
@@ -395,7 +252,7 @@ def test_resume__narrower_run_closes_a_cycle_left_with_failures() -> None:
     )
     assert worker.completed_tasks == []
     assert stream["clients"]["acme"]["state"] == "Completed"
-    assert is_cycle_finished(stream)
+    assert cycle_counts(_stored(stream)).finished
 
 
 def test_plan_cycle__new_and_removed_clients() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 from smart_resume.core.status import (
     ConditionStatus,
     Phase,
+    client_counts,
     format_time,
     is_cycle_finished,
     is_terminal,
@@ -24,9 +26,12 @@ NOW = datetime(2025, 11, 22, 5, 48, 0, tzinfo=UTC)
 
 
 def _stream(*states: str, total: int | None = -1, **fields: Any) -> dict[str, Any]:
-    """A stream entry with one client per state; ``total`` defaults to the number of states."""
+    """A run's stream entry counting one client per state, as the operator copies it from the
+    checkpoint; ``total`` defaults to the number of states."""
+    by_state = Counter(states)
     entry: dict[str, Any] = {
-        "clients": {f"c{i}": {"state": state} for i, state in enumerate(states)},
+        "clientsDone": by_state["Completed"] + by_state["Quarantined"],
+        "counts": client_counts(by_state),
         **fields,
     }
     if total is not None:
@@ -197,10 +202,10 @@ def test_summarize__current_lists_working_streams_in_order() -> None:
     """Current shows stream:client for unfinished streams only, by stream number."""
     status = {
         "streams": {
-            "10": {"phase": "Running", "currentClient": "initech"},
-            "2": {"phase": "Running", "currentClient": "globex"},
-            "1": {"phase": "Running", "currentClient": "acme"},
-            "3": {"phase": "Succeeded", "currentClient": "stale"},
+            "10": {"phase": "Running", "current": "initech"},
+            "2": {"phase": "Running", "current": "globex"},
+            "1": {"phase": "Running", "current": "acme"},
+            "3": {"phase": "Succeeded", "current": "stale"},
             "4": {"phase": "Running"},
         }
     }
@@ -209,9 +214,7 @@ def test_summarize__current_lists_working_streams_in_order() -> None:
 
 def test_summarize__current_is_cut_with_a_count() -> None:
     """With many streams, Current stays short and says how many it left out."""
-    streams = {
-        str(n): {"phase": "Running", "currentClient": f"client-{n:02d}"} for n in range(1, 21)
-    }
+    streams = {str(n): {"phase": "Running", "current": f"client-{n:02d}"} for n in range(1, 21)}
     current = summarize({"streams": streams})["current"]
     assert len(current) <= 80
     shown = current.split(" ")
@@ -230,7 +233,7 @@ def test_summarize__empty_status() -> None:
 
 
 def test_summarize__ignores_deleted_entries() -> None:
-    """Null entries (merge-patch deletions) and dropped clients beyond the total don't count."""
+    """Null entries (merge-patch deletions) and done counts beyond the total don't count."""
     stream = _stream("Completed", "Completed", total=1, phase="Running")
     assert summarize({"streams": {"1": stream, "2": None}})["progress"] == "1/1"
 

@@ -46,6 +46,9 @@ class LeaseSettings:
     """A Lease not renewed for this long is stale and may be taken over by another run."""
     renew_interval_seconds: int = 60
     """How often the worker renews its stream's Lease (the heartbeat)."""
+    renew_deadline_seconds: int = 200
+    """A worker that has not renewed its Lease for this long kills its client in flight and
+    stops, before observers (waiting ``duration_seconds``) may take the Lease over."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,6 +135,13 @@ class Settings:
             group.name: _load_group(group.default, group.name, env, problems)
             for group in dataclasses.fields(cls)
         }
+        lease = groups["lease"]
+        if not lease.renew_interval_seconds < lease.renew_deadline_seconds < lease.duration_seconds:
+            problems.append(
+                "SMART_RESUME_LEASE_*: need renew interval < renew deadline < duration, got "
+                f"{lease.renew_interval_seconds} / {lease.renew_deadline_seconds} / "
+                f"{lease.duration_seconds} seconds"
+            )
         if problems:
             raise ConfigurationError("invalid configuration: " + "; ".join(problems))
         return cls(**groups)

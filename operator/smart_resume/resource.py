@@ -19,6 +19,9 @@ KIND: Final = "SmartResumeRun"
 PLURAL: Final = "smartresumeruns"
 SHORT_NAME: Final = "srr"
 CRD_NAME: Final = f"{PLURAL}.{GROUP}"
+STREAM_KIND: Final = "SmartResumeStream"
+STREAM_PLURAL: Final = "smartresumestreams"
+"""A stream's cycle checkpoint: one per stream and namespace, outliving every run."""
 
 PREFIX: Final = GROUP
 """Prefix of our labels and annotations (and of kopf's, via its annotation-prefix setting)."""
@@ -43,6 +46,15 @@ def holder_identity(run: Mapping[str, Any]) -> str:
 def lease_name(stream: int) -> str:
     """The Lease that locks ``stream`` in the run's namespace: ``smart-resume-stream-<n>``."""
     return f"{_LEASE_PREFIX}{stream}"
+
+
+def checkpoint_name(stream: int, *, ad_hoc_run: str | None = None) -> str:
+    """The SmartResumeStream holding a stream's cycle: ``stream-<n>``.
+
+    An ad-hoc run (``spec.clients``) never continues nor disturbs the scheduled cycle: its
+    checkpoint is its own (named like its Job, and owned by the run).
+    """
+    return job_name(ad_hoc_run, stream) if ad_hoc_run else f"stream-{stream}"
 
 
 def job_name(run_name: str, stream: int) -> str:

@@ -146,6 +146,7 @@ def operator_env(operator_kubeconfig: Path, airtable: Airtable, task_log: Path) 
         "SMART_RESUME_JOB_TERMINATION_GRACE_PERIOD_SECONDS": "5",
         "SMART_RESUME_JOB_BACKOFF_LIMIT": "0",
         "SMART_RESUME_LEASE_RENEW_INTERVAL_SECONDS": "1",
+        "SMART_RESUME_LEASE_RENEW_DEADLINE_SECONDS": "4",
         "SMART_RESUME_LEASE_DURATION_SECONDS": "6",
         fake_tasks.LOG_ENV: str(task_log),
     }

@@ -15,7 +15,7 @@ from harness.podrunner import PodRunner
 from harness.waiting import wait_for
 from smart_resume import resource
 from support.fake_tasks import read_log
-from support.runs import create_run, get_run, patch_spec, wait_phase
+from support.runs import create_run, cycle_clients, get_checkpoint, get_run, patch_spec, wait_phase
 
 pytestmark = pytest.mark.cluster
 
@@ -68,8 +68,10 @@ def test_run__three_streams_succeed(
         entry = status["streams"][str(stream)]
         assert entry["phase"] == "Succeeded"
         assert entry["job"] == resource.job_name("nightly", stream)
-        assert sorted(entry["clients"]) == sorted(ids)
-        for client_entry in entry["clients"].values():
+        assert (entry["clientsDone"], entry["clientsTotal"]) == (len(ids), len(ids))
+        cycle = cycle_clients(api_client, run_namespace, stream)
+        assert sorted(cycle) == sorted(ids)
+        for client_entry in cycle.values():
             assert client_entry["state"] == "Completed"
             assert client_entry["attempts"] == 1
             assert [client_entry["tasks"][t]["state"] for t in TASKS] == ["Completed"] * 3
@@ -124,8 +126,9 @@ def test_run__deadline_cut_then_resumed_without_repeats(
     )
     first = wait_phase(api_client, run_namespace, "first", {"TimedOut"})
     first_stream = first["status"]["streams"]["1"]
-    done_first = [c for c, e in first_stream["clients"].items() if e["state"] == "Completed"]
-    assert 0 < len(done_first) < len(ids), first_stream
+    first_cycle = cycle_clients(api_client, run_namespace, 1)
+    done_first = [c for c, e in first_cycle.items() if e["state"] == "Completed"]
+    assert 0 < len(done_first) < len(ids), first_cycle
     assert first_stream["reason"] in ("DeadlineNear", "DeadlineExceeded")
 
     create_run(api_client, run_namespace, "second", streams=[1])
@@ -161,13 +164,15 @@ def test_run__hanging_client_times_out_and_is_quarantined(
     )
     run = wait_phase(api_client, run_namespace, "hang", {"PartiallySucceeded"}, timeout=120)
 
-    clients = run["status"]["streams"]["1"]["clients"]
+    clients = cycle_clients(api_client, run_namespace, 1)
     assert clients["acme-recruiting"]["state"] == clients["cedar-talent"]["state"] == "Completed"
     hung = clients["blue-harbor"]
     assert (hung["state"], hung["attempts"]) == ("Quarantined", 2)
     assert hung["tasks"]["lead_scoring"]["state"] == "Completed"
     assert hung["tasks"]["post_harvesting"]["state"] == "TimedOut"
-    assert "timeout" in hung["tasks"]["post_harvesting"]["error"]
+    (problem,) = run["status"]["problemClients"]
+    assert (problem["client"], problem["stream"]) == ("blue-harbor", 1)
+    assert "quarantined after 2 attempts" in problem["message"]
     log = read_log(str(task_log))
     hung_starts = [
         i
@@ -262,7 +267,10 @@ def _stream(api: client.ApiClient, namespace: str, name: str) -> dict[str, objec
 
 
 def _running_client(api: client.ApiClient, namespace: str, name: str) -> object:
-    return _stream(api, namespace, name).get("currentClient")
+    try:
+        return (get_checkpoint(api, namespace, 1).get("status") or {}).get("current")
+    except client.ApiException:
+        return None
 
 
 def _start_slow_run(
@@ -332,8 +340,8 @@ def test_run__suspend_keeps_progress_and_resume_continues(
     create_run(api_client, run_namespace, "pausable", streams=[1])
 
     def first_done() -> bool:
-        clients = _stream(api_client, run_namespace, "pausable").get("clients") or {}
-        return any(e.get("state") == "Completed" for e in clients.values())  # type: ignore[union-attr]
+        clients = cycle_clients(api_client, run_namespace, 1)
+        return any(e["state"] == "Completed" for e in clients.values())
 
     wait_for(first_done, timeout=60, what="a first client to complete")
     patch_spec(api_client, run_namespace, "pausable", suspend=True)
@@ -431,7 +439,9 @@ def test_run__worker_stops_when_its_lease_is_taken(
     run = wait_phase(api_client, run_namespace, "fenced", {"Failed"})
     stream = run["status"]["streams"]["1"]
     assert stream["reason"] == "LockLost"
-    assert any(e["state"] != "Completed" for e in stream["clients"].values())
+    assert any(
+        e["state"] != "Completed" for e in cycle_clients(api_client, run_namespace, 1).values()
+    )
     lease = leases.get_namespaced_custom_object(
         "coordination.k8s.io", "v1", run_namespace, "leases", resource.lease_name(1)
     )
@@ -520,24 +530,29 @@ def test_run__secrets_never_leak(
     assert [name for name, text in places.items() if AIRTABLE_KEY in text] == []
 
 
-def test_run__heartbeat_moves_during_a_long_client(
+def test_run__lease_renewals_show_a_live_worker_during_a_long_client(
     api_client: client.ApiClient,
     run_namespace: str,
     airtable: Airtable,
     operator: OperatorProcess,
 ) -> None:
-    """While one slow client runs, the worker keeps renewing its Lease and heartbeatTime moves."""
+    """While one slow client runs, the worker keeps renewing its Lease (the liveness signal; no
+    status write per beat)."""
     airtable.add_client("acme-recruiting", 1, task_seconds=2)
     create_run(api_client, run_namespace, "beating", streams=[1])
+    leases = client.CoordinationV1Api(api_client)
     seen: set[object] = set()
 
     def beats_while_busy() -> bool:
-        stream = _stream(api_client, run_namespace, "beating")
-        if stream.get("currentClient") == "acme-recruiting":
-            seen.add(stream.get("heartbeatTime"))
+        if _running_client(api_client, run_namespace, "beating") == "acme-recruiting":
+            try:
+                lease = leases.read_namespaced_lease(resource.lease_name(1), run_namespace)
+            except client.ApiException:
+                return False
+            seen.add(lease.spec.renew_time)
         return len(seen) >= 3
 
-    wait_for(beats_while_busy, timeout=30, what="three heartbeats during one client")
+    wait_for(beats_while_busy, timeout=30, what="three renewals during one client")
     wait_phase(api_client, run_namespace, "beating", {"Succeeded"})
 
 

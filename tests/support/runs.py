@@ -1,4 +1,4 @@
-"""Creating SmartResumeRuns in tests and waiting for their phases."""
+"""Creating SmartResumeRuns in tests, waiting for their phases, reading stream checkpoints."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from kubernetes import client
 
 from harness.waiting import wait_for
 from smart_resume import resource
+from smart_resume.core.checkpoint import decode_clients
 
 
 def create_run(api: client.ApiClient, namespace: str, name: str, **spec: Any) -> dict[str, Any]:
@@ -47,3 +48,25 @@ def patch_spec(api: client.ApiClient, namespace: str, name: str, **spec: Any) ->
     client.CustomObjectsApi(api).patch_namespaced_custom_object(
         resource.GROUP, resource.VERSION, namespace, resource.PLURAL, name, {"spec": spec}
     )
+
+
+def get_checkpoint(api: client.ApiClient, namespace: str, stream: int) -> dict[str, Any]:
+    """The SmartResumeStream of ``stream`` (the scheduled runs' cycle checkpoint)."""
+    return client.CustomObjectsApi(api).get_namespaced_custom_object(  # type: ignore[no-any-return]
+        resource.GROUP,
+        resource.VERSION,
+        namespace,
+        resource.STREAM_PLURAL,
+        resource.checkpoint_name(stream),
+    )
+
+
+def cycle_clients(api: client.ApiClient, namespace: str, stream: int) -> dict[str, dict[str, Any]]:
+    """The clients of ``stream``'s current cycle, decoded (state, attempts, tasks)."""
+    try:
+        checkpoint = get_checkpoint(api, namespace, stream)
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return {}
+        raise
+    return decode_clients(checkpoint.get("status") or {})

@@ -14,7 +14,7 @@ import kopf
 from smart_resume import resource
 from smart_resume.config import Settings
 from smart_resume.controller import metrics
-from smart_resume.controller.lifecycle import RunLifecycle
+from smart_resume.controller.lifecycle import RetryLater, RunLifecycle
 from smart_resume.core.spec import InvalidSpecError
 from smart_resume.core.status import Phase, is_terminal
 from smart_resume.kube.connection import api_client
@@ -50,6 +50,8 @@ def start(
     try:
         with metrics.HANDLER_DURATION.labels(handler="start").time():
             memo.lifecycle.start(body, patch, logger)
+    except RetryLater as exc:
+        raise kopf.TemporaryError(str(exc), delay=exc.delay) from exc
     except InvalidSpecError as exc:
         # Only reachable when the CRD's validation was bypassed: retrying cannot fix a bad spec.
         patch.status["phase"] = Phase.FAILED
@@ -73,8 +75,11 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> 
 def suspend(
     body: kopf.Body, new: Any, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger, **_: Any
 ) -> None:
-    with metrics.HANDLER_DURATION.labels(handler="suspend").time():
-        memo.lifecycle.set_suspended(body, patch, bool(new), logger)
+    try:
+        with metrics.HANDLER_DURATION.labels(handler="suspend").time():
+            memo.lifecycle.set_suspended(body, patch, bool(new), logger)
+    except RetryLater as exc:
+        raise kopf.TemporaryError(str(exc), delay=exc.delay) from exc
 
 
 @kopf.on.delete(*RUNS, id="terminate")

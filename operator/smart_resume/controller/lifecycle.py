@@ -1,16 +1,23 @@
 """What the operator does to a SmartResumeRun: start its streams, follow them, suspend, terminate.
 
-Each method reads the run as kopf hands it over, decides with the pure ``core`` functions, acts on
-Leases and Jobs, and writes the run's status into kopf's ``patch`` (never returned values). Every
-step is idempotent: after an operator restart kopf re-runs an unfinished handler, which then finds
-its Lease already held (``Ours``) and its Job already there (409), and changes nothing twice.
+Each method reads the run, decides with the pure ``core`` functions and acts on Leases, stream
+checkpoints (SmartResumeStreams) and Jobs. Order matters where a worker reads: the run ID, the
+stream's cycle and the checkpoint's ownership are written straight to the API server (not into
+kopf's ``patch``, which lands only after the handler returns) *before* the Job is created. What
+no worker reads (phases, Events, summaries) goes into kopf's ``patch``.
+
+Every step is idempotent: after an operator restart kopf re-runs an unfinished handler, which then
+finds its Lease already held (``Ours``), its cycle already claimed (``Ours``) and its Job already
+there (409), and changes nothing twice.
 """
 
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,14 +26,16 @@ from kubernetes import client
 
 from smart_resume import resource
 from smart_resume.config import Settings, forwardable_env
+from smart_resume.core.checkpoint import ClaimDecision, claim_cycle, cycle_counts, owns_cycle
 from smart_resume.core.history import runs_to_prune
-from smart_resume.core.locks import LeaseDecision
-from smart_resume.core.resume import carry_forward, find_resume_source
+from smart_resume.core.locks import LeaseDecision, LeaseObservations
+from smart_resume.core.reasons import WORKER_STOP_REASONS, StreamReason
 from smart_resume.core.runid import next_run_id
 from smart_resume.core.spec import ResumeMode, RunSpec
 from smart_resume.core.status import (
     ConditionType,
     Phase,
+    client_counts,
     format_time,
     is_terminal,
     run_phase,
@@ -36,15 +45,25 @@ from smart_resume.core.status import (
     summarize,
 )
 from smart_resume.kube.jobs import Jobs, build_job_manifest, owner_reference
-from smart_resume.kube.leases import StreamLock
+from smart_resume.kube.leases import Acquisition, StreamLock
 from smart_resume.kube.runs import Runs
+from smart_resume.kube.streams import FIELD_MANAGER_OPERATOR, Checkpoints
 from smart_resume.resource import holder_identity
 
 Body = kopf.Body
-_WORKER_STOP_REASONS = frozenset(
-    {"DeadlineNear", "InvalidConfiguration", "ClientsUnavailable", "LockLost"}
-)
-"""Reasons a worker records when it stops on purpose; more telling than its Job's condition."""
+START_ATTEMPTS = 5
+"""Tries to create a stream's Job (a quota, an admission denial) before the stream fails."""
+START_RETRY_SECONDS = 2.0
+PROBLEMS_SHOWN = 20
+"""Problem clients listed in a run's status, over all its streams."""
+
+
+class RetryLater(Exception):
+    """Some streams wait for a Lease or a Job creation: run the handler again after ``delay``."""
+
+    def __init__(self, message: str, delay: float) -> None:
+        super().__init__(message)
+        self.delay = delay
 
 
 class RunLifecycle:
@@ -55,42 +74,59 @@ class RunLifecycle:
         self._settings = settings
         self._forwarded = forwardable_env(os.environ if environ is None else environ)
         self._jobs = Jobs(api)
-        self._runs = Runs(api)
+        self._runs = Runs(api, field_manager=FIELD_MANAGER_OPERATOR)
+        self._checkpoints = Checkpoints(api, field_manager=FIELD_MANAGER_OPERATOR)
         self._run_ids_lock = threading.Lock()
         self._assigned_run_ids: set[str] = set()
+        self._observations = LeaseObservations()
+        self._observations_lock = threading.Lock()
 
     # -- create -------------------------------------------------------------------------------
 
     def start(self, body: Body, patch: kopf.Patch, logger: kopf.Logger) -> None:
-        """Plan every stream: resume or fresh, take its Lease, create its Job."""
+        """Plan every stream: take its Lease, claim its cycle, create its Job.
+
+        Raises:
+            RetryLater: when a stream waits for another run's Lease to be seen live or stale, or
+                its Job could not be created yet; the streams already started stay started.
+        """
         spec = RunSpec.from_body(body)
         now = _now()
-        status = dict(body.get("status") or {})
-        run_id = status.get("runId") or self._assign_run_id(body["metadata"]["namespace"], now)
-        patch.status["runId"] = run_id
-        patch.status["startTime"] = status.get("startTime") or format_time(now)
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        # Read again: earlier attempts of this handler wrote straight to the API server.
+        status = dict(self._runs.get(namespace, name).get("status") or {})
+        if not status.get("runId"):
+            status["runId"] = self._assign_run_id(namespace, now)
+            status["startTime"] = format_time(now)
+            self._runs.patch_status(
+                namespace, name, {"runId": status["runId"], "startTime": status["startTime"]}
+            )
         patch.status["observedGeneration"] = body["metadata"].get("generation", 1)
-        streams: dict[str, dict[str, Any]] = dict(status.get("streams") or {})
-        earlier_runs = self._earlier_runs(body, spec)
+        streams: dict[str, dict[str, Any]] = {
+            key: dict(value) for key, value in (status.get("streams") or {}).items() if value
+        }
+        waiting: list[str] = []
         for stream in spec.streams:
             key = str(stream)
-            if (
-                streams.get(key, {}).get("job")
-                or streams.get(key, {}).get("phase") == Phase.SKIPPED
-            ):
-                continue  # a re-run of this handler: this stream was already started
+            entry = streams.get(key, {})
+            if entry.get("job") or entry.get("phase") in (Phase.SKIPPED, Phase.FAILED):
+                continue  # a re-run of this handler: this stream was already decided
             if spec.suspend:
-                update = {
+                update: dict[str, Any] = {
                     "phase": Phase.SUSPENDED,
-                    "reason": "Suspended",
+                    "reason": StreamReason.SUSPENDED,
                     "message": "created suspended",
                     "lease": resource.lease_name(stream),
                 }
             else:
-                update = self._start_stream(body, spec, stream, run_id, now, logger, earlier_runs)
-            streams[key] = {**streams.get(key, {}), **update}
+                update = self._start_stream(body, spec, stream, status["runId"], logger, entry)
+            if update.get("phase") == Phase.PENDING:
+                waiting.append(key)
+            streams[key] = {**entry, **update}
             patch.status.setdefault("streams", {})[key] = update
-        self._write_summary(body, spec, streams, patch, now)
+        self._write_summary(body, {**status, **patch.status}, spec, streams, patch, now)
+        if waiting:
+            raise RetryLater(f"streams {', '.join(waiting)} wait", self._retry_delay())
 
     def _start_stream(
         self,
@@ -98,38 +134,24 @@ class RunLifecycle:
         spec: RunSpec,
         stream: int,
         run_id: str,
-        now: datetime.datetime,
         logger: kopf.Logger,
-        earlier_runs: list[dict[str, Any]],
+        entry: Mapping[str, Any],
     ) -> dict[str, Any]:
         lock = self._lock(body, stream)
-        acquisition = lock.acquire(now)
+        acquisition = self._acquire(lock)
         if not acquisition.acquired:
-            holder = acquisition.previous.holder if acquisition.previous else "another run"
-            message = f"stream {stream} is locked by {holder}"
-            kopf.warn(body, reason="LockHeld", message=message)
-            return {
-                "phase": Phase.SKIPPED,
-                "reason": "LockHeld",
-                "message": message,
-                "lease": lock.name,
-            }
+            return self._not_acquired(body, stream, lock, acquisition)
         if acquisition.decision is LeaseDecision.TAKE_OVER and acquisition.previous:
             kopf.warn(
                 body,
                 reason="StaleLockTakenOver",
                 message=(
-                    f"stream {stream}: took over Lease {lock.name} "
-                    f"from {acquisition.previous.holder}, "
-                    f"not renewed since {acquisition.previous.renew_time}"
+                    f"stream {stream}: took over Lease {lock.name} from "
+                    f"{acquisition.previous.holder}: unchanged for its "
+                    f"{acquisition.previous.duration_seconds}s as seen by the operator"
                 ),
             )
-        update: dict[str, Any] = {"lease": lock.name, "cycle": run_id}
-        source = find_resume_source(stream, earlier_runs, current=body) if earlier_runs else None
-        if source is not None:
-            carried = carry_forward(source["status"]["streams"][str(stream)])
-            update.update(carried)
-            update["resumedFrom"] = source["metadata"]["name"]
+        started = self._claim(body, spec, stream, run_id, lock, entry)
         manifest = build_job_manifest(
             run=body,
             spec=spec,
@@ -137,26 +159,139 @@ class RunLifecycle:
             settings=self._settings.job,
             forwarded_env=self._forwarded,
         )
-        self._jobs.ensure(manifest)
-        update.update(
-            job=manifest["metadata"]["name"], phase=Phase.RUNNING, reason="JobCreated", message=None
-        )
+        try:
+            self._jobs.ensure(manifest)
+        except client.ApiException as exc:
+            return self._start_failed(body, stream, lock, entry, exc)
         resumed = (
-            f", resuming cycle {update['cycle']} from {update['resumedFrom']}" if source else ""
+            f", continuing cycle {started['cycle']} of {started['resumedFrom']}"
+            if started.get("resumedFrom")
+            else ""
         )
         kopf.info(
             body,
             reason="StreamStarted",
-            message=f"stream {stream}: Job {update['job']} created{resumed}",
+            message=f"stream {stream}: Job {manifest['metadata']['name']} created{resumed}",
         )
-        logger.info("stream %s started (job %s%s)", stream, update["job"], resumed)
-        return update
+        logger.info("stream %s started (job %s%s)", stream, manifest["metadata"]["name"], resumed)
+        return {
+            **started,
+            "job": manifest["metadata"]["name"],
+            "phase": Phase.RUNNING,
+            "reason": StreamReason.JOB_CREATED,
+            "message": None,
+        }
 
-    def _earlier_runs(self, body: Body, spec: RunSpec) -> list[dict[str, Any]]:
-        """The namespace's runs to resume from; none for ad-hoc runs and ``resume: Fresh``."""
-        if spec.is_ad_hoc or spec.resume != ResumeMode.AUTO:
-            return []
-        return self._runs.list(body["metadata"]["namespace"])
+    def _claim(
+        self,
+        body: Body,
+        spec: RunSpec,
+        stream: int,
+        run_id: str,
+        lock: StreamLock,
+        entry: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """Claim the stream's cycle and persist what the worker reads, before its Job exists."""
+        meta = body["metadata"]
+        name = resource.checkpoint_name(stream, ad_hoc_run=meta["name"] if spec.is_ad_hoc else None)
+        checkpoint = self._checkpoints.ensure(
+            meta["namespace"],
+            name,
+            stream=stream,
+            owner=owner_reference(body) if spec.is_ad_hoc else None,
+        )
+        for _ in range(3):
+            claim = claim_cycle(
+                checkpoint.get("status") or {},
+                run_name=meta["name"],
+                run_uid=meta["uid"],
+                run_id=run_id,
+                continue_unfinished=spec.resume == ResumeMode.AUTO and not spec.is_ad_hoc,
+            )
+            if claim.decision is ClaimDecision.OURS:
+                break
+            try:
+                checkpoint = self._checkpoints.replace_status(checkpoint, claim.status)
+                break
+            except client.ApiException as exc:
+                if exc.status != 409:
+                    raise
+                checkpoint = self._checkpoints.ensure(meta["namespace"], name, stream=stream)
+        else:
+            raise kopf.TemporaryError(f"checkpoint {name} keeps changing", delay=1)
+        started: dict[str, Any] = {
+            "checkpoint": name,
+            "lease": lock.name,
+            "cycle": (checkpoint.get("status") or {})["cycle"],
+            "phase": Phase.PENDING,
+            "reason": StreamReason.STARTING,
+            "message": None,
+        }
+        if claim.decision is ClaimDecision.CONTINUE and claim.previous_owner:
+            started["resumedFrom"] = claim.previous_owner
+        elif entry.get("resumedFrom"):
+            started["resumedFrom"] = entry["resumedFrom"]
+        self._runs.patch_stream(meta["namespace"], meta["name"], stream, started)
+        return started
+
+    def _acquire(self, lock: StreamLock) -> Acquisition:
+        with self._observations_lock:
+            return lock.acquire(
+                _now(), observations=self._observations, monotonic_now=time.monotonic()
+            )
+
+    def _not_acquired(
+        self, body: Body, stream: int, lock: StreamLock, acquisition: Acquisition
+    ) -> dict[str, Any]:
+        holder = acquisition.previous.holder if acquisition.previous else "another run"
+        duration = acquisition.previous.duration_seconds if acquisition.previous else 0
+        if acquisition.decision is LeaseDecision.WAIT:
+            return {
+                "phase": Phase.PENDING,
+                "reason": StreamReason.WAITING_FOR_LOCK,
+                "message": f"stream {stream} is locked by {holder}; taken over if its Lease "
+                f"stays unchanged for {duration}s",
+                "lease": lock.name,
+            }
+        message = f"stream {stream} is locked by {holder}"
+        kopf.warn(body, reason="LockHeld", message=message)
+        return {
+            "phase": Phase.SKIPPED,
+            "reason": StreamReason.LOCK_HELD,
+            "message": message,
+            "lease": lock.name,
+        }
+
+    def _start_failed(
+        self,
+        body: Body,
+        stream: int,
+        lock: StreamLock,
+        entry: Mapping[str, Any],
+        exc: client.ApiException,
+    ) -> dict[str, Any]:
+        attempts = int(entry.get("startAttempts") or 0) + 1
+        message = (
+            f"cannot create the Job of stream {stream} (attempt {attempts}): {_api_error(exc)}"
+        )
+        if attempts < START_ATTEMPTS:
+            return {
+                "phase": Phase.PENDING,
+                "reason": StreamReason.STARTING,
+                "message": message,
+                "startAttempts": attempts,
+            }
+        lock.release()
+        kopf.warn(body, reason="StartFailed", message=f"{message}; giving up")
+        return {
+            "phase": Phase.FAILED,
+            "reason": StreamReason.START_FAILED,
+            "message": f"{message}; gave up after {attempts} attempts, Lease released",
+            "startAttempts": attempts,
+        }
+
+    def _retry_delay(self) -> float:
+        return float(min(self._settings.lease.renew_interval_seconds, START_RETRY_SECONDS))
 
     def _assign_run_id(self, namespace: str, now: datetime.datetime) -> str:
         # Handlers of different runs run in parallel threads; one operator replica assigns IDs.
@@ -173,7 +308,8 @@ class RunLifecycle:
     # -- follow -------------------------------------------------------------------------------
 
     def reconcile(self, body: Body, patch: kopf.Patch) -> None:
-        """Fold finished Jobs into stream phases, release their Leases, and summarise the run."""
+        """Copy each stream's cycle counts from its checkpoint, fold finished Jobs into stream
+        phases, release their Leases, and summarise the run."""
         status = body.get("status") or {}
         if not status.get("runId"):
             return  # the start handler has not written anything yet
@@ -181,45 +317,86 @@ class RunLifecycle:
         now = _now()
         namespace = body["metadata"]["namespace"]
         jobs = self._jobs_by_stream(namespace, body["metadata"]["name"])
+        checkpoints = {c["metadata"]["name"]: c for c in self._checkpoints.list(namespace)}
         streams = {
             key: dict(value) for key, value in (status.get("streams") or {}).items() if value
         }
+        problems: list[dict[str, Any]] = []
         for key, stream_status in streams.items():
             phase = stream_status.get("phase", "")
-            if is_terminal(phase) or phase == Phase.SUSPENDED or not stream_status.get("job"):
+            if not stream_status.get("job"):
                 continue
-            update = self._follow_job(body, int(key), stream_status, jobs.get(int(key)))
-            if update:
-                stream_status.update(update)
-                patch.status.setdefault("streams", {})[key] = update
-        self._write_summary(body, spec, streams, patch, now)
+            update = self._cycle_progress(body, stream_status, checkpoints, problems, int(key))
+            if is_terminal(phase):
+                continue  # its counts were final when it ended; only its problems are listed
+            before = dict(stream_status)
+            stream_status.update(update)
+            if phase != Phase.SUSPENDED:
+                ended = self._follow_job(body, int(key), stream_status, jobs.get(int(key)))
+                update.update(ended)
+                stream_status.update(ended)
+            changed = {k: v for k, v in update.items() if before.get(k) != v}
+            if changed:
+                patch.status.setdefault("streams", {})[key] = changed
+        if problems != (status.get("problemClients") or []):
+            patch.status["problemClients"] = problems
+        self._write_summary(body, status, spec, streams, patch, now)
+
+    def _cycle_progress(
+        self,
+        body: Body,
+        stream_status: Mapping[str, Any],
+        checkpoints: Mapping[str, Mapping[str, Any]],
+        problems: list[dict[str, Any]],
+        stream: int,
+    ) -> dict[str, Any]:
+        checkpoint = (checkpoints.get(stream_status.get("checkpoint", "")) or {}).get("status")
+        if not checkpoint or not owns_cycle(
+            checkpoint, run_uid=body["metadata"]["uid"], cycle=stream_status.get("cycle")
+        ):
+            return {"current": None}  # another run continues the cycle: what we had stays
+        counts = cycle_counts(checkpoint)
+        for client_id, message in sorted((checkpoint.get("problems") or {}).items()):
+            if message and len(problems) < PROBLEMS_SHOWN:
+                problems.append({"stream": stream, "client": client_id, "message": message})
+        progress: dict[str, Any] = {
+            "clientsDone": counts.done,
+            "counts": client_counts(counts.by_state),
+            "current": checkpoint.get("current"),
+        }
+        if counts.total is not None:
+            progress["clientsTotal"] = counts.total
+        return progress
 
     def _follow_job(
         self, body: Body, stream: int, stream_status: dict[str, Any], job: client.V1Job | None
     ) -> dict[str, Any]:
-        job_reason = _job_ended(job) if job is not None else "JobMissing"
+        job_reason = _job_ended(job) if job is not None else StreamReason.JOB_MISSING
         if job_reason is None:
             return {}
-        worker_reason = stream_status.get("reason", "")
+        worker_reason = stream_status.get("workerReason", "")
         phase = stream_phase(
             stream_status,
             job_finished=True,
             terminated=False,
-            deadline_exceeded=job_reason == "DeadlineExceeded" or worker_reason == "DeadlineNear",
+            deadline_exceeded=job_reason == StreamReason.DEADLINE_EXCEEDED
+            or worker_reason == StreamReason.DEADLINE_NEAR,
         )
         if phase in (Phase.SUCCEEDED, Phase.PARTIALLY_SUCCEEDED) or job_reason == "Complete":
             reason = worker_reason or job_reason
-        elif job_reason == "DeadlineExceeded" or worker_reason not in _WORKER_STOP_REASONS:
+        elif job_reason == StreamReason.DEADLINE_EXCEEDED or worker_reason not in (
+            WORKER_STOP_REASONS
+        ):
             reason = job_reason
         else:
             reason = worker_reason
         self._lock(body, stream).release()
-        message = stream_status.get("message") or reason
+        message = stream_status.get("workerMessage") or reason
         event = kopf.info if phase == Phase.SUCCEEDED else kopf.warn
         event(
             body, reason=f"Stream{phase}", message=f"stream {stream}: {phase} ({reason}): {message}"
         )
-        return {"phase": phase, "reason": reason, "message": message, "currentClient": None}
+        return {"phase": phase, "reason": str(reason), "message": message, "current": None}
 
     def _jobs_by_stream(self, namespace: str, run_name: str) -> dict[int, client.V1Job]:
         jobs = (
@@ -234,7 +411,11 @@ class RunLifecycle:
     def set_suspended(
         self, body: Body, patch: kopf.Patch, suspended: bool, logger: kopf.Logger
     ) -> None:
-        """Stop (keeping progress and releasing Leases) or continue every unfinished stream."""
+        """Stop (keeping progress and releasing Leases) or continue every unfinished stream.
+
+        Continuing never continues a cycle that another run claimed meanwhile: the checkpoint's
+        owner decides, whatever happened to the Lease.
+        """
         spec = RunSpec.from_body(body)
         status = body.get("status") or {}
         now = _now()
@@ -242,7 +423,7 @@ class RunLifecycle:
         streams = {
             key: dict(value) for key, value in (status.get("streams") or {}).items() if value
         }
-        earlier_runs = [] if suspended else self._earlier_runs(body, spec)
+        waiting: list[str] = []
         for key, stream_status in streams.items():
             stream = int(key)
             if is_terminal(stream_status.get("phase", "")):
@@ -253,42 +434,67 @@ class RunLifecycle:
                 self._lock(body, stream).release()
                 update: dict[str, Any] = {
                     "phase": Phase.SUSPENDED,
-                    "reason": "Suspended",
+                    "reason": StreamReason.SUSPENDED,
                     "message": "spec.suspend is true; progress is kept",
-                    "currentClient": None,
+                    "current": None,
                 }
             elif not stream_status.get("job"):  # the run was created suspended
                 update = self._start_stream(
-                    body, spec, stream, status["runId"], now, logger, earlier_runs
+                    body, spec, stream, status["runId"], logger, stream_status
                 )
             else:
-                update = self._continue_stream(body, stream, stream_status, now)
+                update = self._continue_stream(body, stream, stream_status)
+            if update.get("phase") == Phase.PENDING:
+                waiting.append(key)
             stream_status.update(update)
             patch.status.setdefault("streams", {})[key] = update
-        kopf.info(
-            body,
-            reason="Suspended" if suspended else "Resumed",
-            message="run suspended; progress kept" if suspended else "run continues",
-        )
-        self._write_summary(body, spec, streams, patch, now)
+        if not waiting:
+            kopf.info(
+                body,
+                reason="Suspended" if suspended else "Resumed",
+                message="run suspended; progress kept" if suspended else "run continues",
+            )
+        self._write_summary(body, status, spec, streams, patch, now)
+        if waiting:
+            raise RetryLater(f"streams {', '.join(waiting)} wait", self._retry_delay())
 
     def _continue_stream(
-        self, body: Body, stream: int, stream_status: Mapping[str, Any], now: datetime.datetime
+        self, body: Body, stream: int, stream_status: Mapping[str, Any]
     ) -> dict[str, Any]:
         lock = self._lock(body, stream)
         namespace = body["metadata"]["namespace"]
-        if not lock.acquire(now).acquired:
+        acquisition = self._acquire(lock)
+        if not acquisition.acquired:
+            update = self._not_acquired(body, stream, lock, acquisition)
+            if update["phase"] == Phase.SKIPPED:
+                self._jobs.delete(namespace, stream_status["job"])
+            return update
+        checkpoint = self._checkpoints.get(namespace, stream_status.get("checkpoint", "")) or {}
+        if not owns_cycle(
+            checkpoint.get("status") or {},
+            run_uid=body["metadata"]["uid"],
+            cycle=stream_status.get("cycle"),
+        ):
             self._jobs.delete(namespace, stream_status["job"])
-            message = f"stream {stream} was taken by another run while suspended"
-            kopf.warn(body, reason="LockHeld", message=message)
-            return {"phase": Phase.SKIPPED, "reason": "LockHeld", "message": message}
+            lock.release()
+            owner = (checkpoint.get("status") or {}).get("owner", "another run")
+            message = f"stream {stream}: its cycle was taken over by {owner} while suspended"
+            kopf.warn(body, reason="CycleTakenOver", message=message)
+            return {
+                "phase": Phase.SKIPPED,
+                "reason": StreamReason.CYCLE_TAKEN_OVER,
+                "message": message,
+            }
         self._jobs.set_suspended(namespace, stream_status["job"], False)
-        return {"phase": Phase.RUNNING, "reason": "Resumed", "message": None}
+        return {"phase": Phase.RUNNING, "reason": StreamReason.RESUMED, "message": None}
 
     # -- delete -------------------------------------------------------------------------------
 
     def terminate(self, body: Body, logger: kopf.Logger) -> None:
-        """Stop the stream Jobs (their pods get SIGTERM) and release the run's Leases."""
+        """Stop the stream Jobs (their pods get SIGTERM) and release the run's Leases.
+
+        The streams' checkpoints stay: the next run continues their cycles.
+        """
         status = body.get("status") or {}
         namespace = body["metadata"]["namespace"]
         stopped = []
@@ -313,12 +519,12 @@ class RunLifecycle:
     def _write_summary(
         self,
         body: Body,
+        status: Mapping[str, Any],
         spec: RunSpec,
         streams: Mapping[str, Mapping[str, Any]],
         patch: kopf.Patch,
         now: datetime.datetime,
     ) -> None:
-        status = body.get("status") or {}
         summary = summarize({"streams": streams})
         phase = run_phase(
             [s.get("phase", Phase.PENDING) for s in streams.values()],
@@ -392,10 +598,18 @@ def _job_ended(job: client.V1Job) -> str | None:
         if condition.status != "True":
             continue
         if condition.type == "Complete":
-            return "Complete"
+            return StreamReason.COMPLETE
         if condition.type == "Failed":
-            return condition.reason or "Failed"
+            return condition.reason or StreamReason.FAILED
     return None
+
+
+def _api_error(exc: client.ApiException) -> str:
+    """The API server's message of a Status error (e.g. a quota or an admission denial)."""
+    try:
+        return str(json.loads(exc.body or "{}").get("message") or exc.reason)
+    except ValueError:
+        return f"{exc.status} {exc.reason}"
 
 
 def _now() -> datetime.datetime:

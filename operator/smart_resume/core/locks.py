@@ -3,6 +3,14 @@
 A Lease is advisory (Kubernetes does not fence its holders): the decision here is made on a
 Lease as read, and the replace that follows carries the read ``resourceVersion``, so when two runs
 race for a stale Lease the API server's 409 picks exactly one winner.
+
+Staleness is judged as client-go's leader election judges it: on the observer's own clock. The
+``renewTime`` in a Lease was written by another machine's clock and is never compared with ours;
+instead ``LeaseObservations`` remembers when this process first saw each Lease record (holder and
+resourceVersion) on its monotonic clock, and a record is stale only once it stayed unchanged for
+its ``leaseDurationSeconds`` measured here. A restarted observer starts counting afresh, so it
+waits a full duration before it takes a Lease over: late, never wrong. The holder's side of the
+bargain is its renew deadline (``worker.heartbeat``): it stops working before that can happen.
 """
 
 from __future__ import annotations
@@ -21,7 +29,8 @@ class LeaseDecision(enum.StrEnum):
     CREATE = "Create"  # no Lease yet: create it
     OURS = "Ours"  # already held by this run (a restarted operator or worker): renew
     TAKE_OVER = "TakeOver"  # held by another run that stopped renewing it: replace it
-    HELD = "Held"  # held by another live run: keep away
+    HELD = "Held"  # held by another live run (seen renewing): keep away
+    WAIT = "Wait"  # held by another run, not yet seen renewing nor stale: look again later
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,25 +51,54 @@ class LeaseView:
             transitions=int(spec.get("leaseTransitions") or 0),
         )
 
-    def expires_at(self) -> datetime.datetime | None:
-        if self.renew_time is None:
-            return None
-        return self.renew_time + datetime.timedelta(seconds=self.duration_seconds)
 
-    def is_stale(self, now: datetime.datetime) -> bool:
-        """Not renewed within its own ``leaseDurationSeconds`` (the record's, not ours)."""
-        expires = self.expires_at()
-        return expires is None or now >= expires
+@dataclasses.dataclass(frozen=True)
+class Observation:
+    """What the observer knows of a Lease record from its own clock."""
+
+    unchanged_seconds: float
+    """How long this record (holder and resourceVersion) has been seen unchanged, locally."""
+    seen_renewed: bool
+    """Whether the observer has seen this Lease change while held by the same holder."""
 
 
-def decide(lease: LeaseView | None, *, holder: str, now: datetime.datetime) -> LeaseDecision:
+class LeaseObservations:
+    """When this process first saw each Lease record, on a monotonic clock passed in.
+
+    Bounded: one entry per Lease key, replaced when its record changes.
+    """
+
+    def __init__(self) -> None:
+        self._first_seen: dict[str, tuple[tuple[str, str], float, bool]] = {}
+
+    def observe(self, key: str, *, holder: str, version: str, now: float) -> Observation:
+        record = (holder, version)
+        previous = self._first_seen.get(key)
+        if previous is not None and previous[0] == record:
+            return Observation(now - previous[1], previous[2])
+        renewed = previous is not None and previous[0][0] == holder
+        self._first_seen[key] = (record, now, renewed)
+        return Observation(0.0, renewed)
+
+    def forget(self, key: str) -> None:
+        self._first_seen.pop(key, None)
+
+
+def decide(
+    lease: LeaseView | None, *, holder: str, observation: Observation | None
+) -> LeaseDecision:
+    """What to do with a Lease as read; ``observation`` is needed when another run holds it."""
     if lease is None:
         return LeaseDecision.CREATE
     if lease.holder == holder:
         return LeaseDecision.OURS
-    if not lease.holder or lease.is_stale(now):
+    if not lease.holder:
         return LeaseDecision.TAKE_OVER
-    return LeaseDecision.HELD
+    if observation is None:
+        return LeaseDecision.WAIT
+    if observation.unchanged_seconds >= lease.duration_seconds:
+        return LeaseDecision.TAKE_OVER
+    return LeaseDecision.HELD if observation.seen_renewed else LeaseDecision.WAIT
 
 
 def lease_spec(

@@ -1,7 +1,7 @@
 """The vocabulary of a run's status and the pure reductions over it.
 
-A run's status holds ``streams.<n>`` entries (written by each stream's worker as JSON merge patches,
-keyed by stream number so that concurrent writers never erase each other's entries) and top-level
+A run's status holds ``streams.<n>`` entries (what the run did with each stream: its Job, Lease,
+cycle, phase and reason, and the cycle's counts copied from the stream's checkpoint) and top-level
 fields that the operator derives from them with the functions here: the phase of each stream and
 of the run, the printer-column summaries, the totals and the ``Succeeded`` condition.
 
@@ -19,7 +19,7 @@ from typing import Any, Final, NamedTuple, TypeAlias
 StreamStatus: TypeAlias = Mapping[str, Any]
 """One ``status.streams.<n>`` entry."""
 ClientStatus: TypeAlias = Mapping[str, Any]
-"""One ``status.streams.<n>.clients.<id>`` entry."""
+"""One client of a cycle, decoded from its checkpoint (``core.checkpoint``)."""
 
 
 class Phase(StrEnum):
@@ -82,6 +82,7 @@ TERMINAL_PHASES: Final = frozenset(
 DONE_CLIENT_STATES: Final = frozenset({ClientState.COMPLETED, ClientState.QUARANTINED})
 """Client states that close a client for the cycle."""
 CURRENT_MAX_CHARS: Final = 80
+CLIENT_COUNT_KEYS: Final = ("completed", "timedOut", "failed", "quarantined")
 
 _TOTALS_BY_STATE: Final = {
     "completed": ClientState.COMPLETED,
@@ -114,14 +115,17 @@ def is_terminal(phase: str) -> bool:
 def is_cycle_finished(stream_status: StreamStatus) -> bool:
     """Whether the stream's cycle has closed every client (Completed or Quarantined).
 
-    A cycle whose worker never loaded its clients (no ``clientsTotal``) is unfinished; a stream
-    with no clients at all (``clientsTotal: 0``) finishes at once.
+    Read from the run's ``streams.<n>`` counts, which the operator copies from the stream's
+    checkpoint. A cycle whose worker never loaded its clients (no ``clientsTotal``) is
+    unfinished; a stream with no clients at all (``clientsTotal: 0``) finishes at once.
     """
     total = stream_status.get("clientsTotal")
-    if not isinstance(total, int):
-        return False
-    states = _client_states(stream_status)
-    return all(state in DONE_CLIENT_STATES for state in states) and len(states) >= total
+    return isinstance(total, int) and int(stream_status.get("clientsDone") or 0) >= total
+
+
+def _all_completed(stream_status: StreamStatus) -> bool:
+    counts: Mapping[str, int] = stream_status.get("counts") or {}
+    return int(counts.get("completed", 0)) >= int(stream_status.get("clientsTotal") or 0)
 
 
 def stream_phase(
@@ -152,9 +156,7 @@ def stream_phase(
     if not (job_finished or terminated or suspended):
         return Phase.RUNNING if stream_status.get("job") else Phase.PENDING
     if is_cycle_finished(stream_status):
-        states = _client_states(stream_status)
-        all_completed = all(state == ClientState.COMPLETED for state in states)
-        return Phase.SUCCEEDED if all_completed else Phase.PARTIALLY_SUCCEEDED
+        return Phase.SUCCEEDED if _all_completed(stream_status) else Phase.PARTIALLY_SUCCEEDED
     if terminated:
         return Phase.TERMINATED
     if suspended:
@@ -211,27 +213,30 @@ def summarize(status: Mapping[str, Any]) -> dict[str, Any]:
         ``progress`` ("12/40": clients done, i.e. Completed or Quarantined, over all clients),
         ``current`` ("1:acme 2:globex": the client each unfinished stream works on, cut to
         ``CURRENT_MAX_CHARS``), ``streamsSummary`` ("2/3": streams in a terminal phase over
-        streams in the status) and ``totals`` (client counts by outcome). Counts come from the
-        client entries; a stream's total is its ``clientsTotal`` once the worker has set it.
+        streams in the status) and ``totals`` (client counts by outcome). Counts come from each
+        stream's ``clientsTotal``, ``clientsDone`` and ``counts``.
     """
     streams = _sorted_streams(status.get("streams") or {})
-    totals = dict.fromkeys(("clients", *_TOTALS_BY_STATE), 0)
+    totals = dict.fromkeys(("clients", *CLIENT_COUNT_KEYS), 0)
     done = 0
     for stream in streams.values():
-        states = _client_states(stream)
-        total = stream.get("clientsTotal")
-        totals["clients"] += total if isinstance(total, int) else len(states)
-        done += sum(state in DONE_CLIENT_STATES for state in states)
-        for key, state in _TOTALS_BY_STATE.items():
-            totals[key] += states.count(state)
+        counts: Mapping[str, int] = stream.get("counts") or {}
+        totals["clients"] += int(stream.get("clientsTotal") or 0)
+        done += int(stream.get("clientsDone") or 0)
+        for key in CLIENT_COUNT_KEYS:
+            totals[key] += int(counts.get(key, 0))
     finished = sum(is_terminal(stream.get("phase", "")) for stream in streams.values())
     return {
-        # Entries of clients dropped from a stream may linger until the worker clears them.
         "progress": f"{min(done, totals['clients'])}/{totals['clients']}",
         "current": _current(streams),
         "streamsSummary": f"{finished}/{len(streams)}",
         "totals": totals,
     }
+
+
+def client_counts(by_state: Mapping[str, int]) -> dict[str, int]:
+    """A stream's ``counts`` (completed, timedOut, failed, quarantined) from clients by state."""
+    return {key: int(by_state.get(state, 0)) for key, state in _TOTALS_BY_STATE.items()}
 
 
 def set_condition(
@@ -286,11 +291,6 @@ def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _client_states(stream_status: StreamStatus) -> list[str]:
-    clients: Mapping[str, ClientStatus] = stream_status.get("clients") or {}
-    return [client.get("state", ClientState.PENDING) for client in clients.values() if client]
-
-
 def _sorted_streams(streams: Mapping[str, StreamStatus]) -> dict[str, StreamStatus]:
     def key(name: str) -> tuple[int, str]:
         return (int(name), "") if name.isdigit() else (0, name)
@@ -301,9 +301,9 @@ def _sorted_streams(streams: Mapping[str, StreamStatus]) -> dict[str, StreamStat
 
 def _current(streams: Mapping[str, StreamStatus]) -> str:
     working = [
-        f"{name}:{stream['currentClient']}"
+        f"{name}:{stream['current']}"
         for name, stream in streams.items()
-        if stream.get("currentClient") and not is_terminal(stream.get("phase", ""))
+        if stream.get("current") and not is_terminal(stream.get("phase", ""))
     ]
     text = " ".join(working)
     if len(text) <= CURRENT_MAX_CHARS:

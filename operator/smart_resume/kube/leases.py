@@ -19,7 +19,13 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from smart_resume import resource
-from smart_resume.core.locks import LeaseDecision, LeaseView, decide, lease_spec
+from smart_resume.core.locks import (
+    LeaseDecision,
+    LeaseObservations,
+    LeaseView,
+    decide,
+    lease_spec,
+)
 
 _ATTEMPTS = 3
 _LEASES = ("coordination.k8s.io", "v1", "leases")
@@ -29,7 +35,8 @@ _LEASES = ("coordination.k8s.io", "v1", "leases")
 class Acquisition:
     acquired: bool
     decision: LeaseDecision
-    """What was found: Create/Ours/TakeOver when acquired; Held when another run has it."""
+    """What was found: Create/Ours/TakeOver when acquired; Held or Wait when another run has
+    it."""
     previous: LeaseView | None = None
     """The Lease as found before our write (the stale holder on a takeover, the live one when
     held)."""
@@ -56,11 +63,25 @@ class StreamLock:
         self.duration_seconds = duration_seconds
         self._owner = owner
 
-    def acquire(self, now: datetime.datetime) -> Acquisition:
+    def acquire(
+        self,
+        now: datetime.datetime,
+        *,
+        observations: LeaseObservations,
+        monotonic_now: float,
+    ) -> Acquisition:
+        """Take the Lease for our holder; another run's only once ``observations`` say it is
+        stale (unchanged for its duration on this process's monotonic clock)."""
+        key = f"{self.namespace}/{self.name}"
         for _ in range(_ATTEMPTS):
             current, version = self._read()
-            decision = decide(current, holder=self.holder, now=now)
-            if decision is LeaseDecision.HELD:
+            observation = (
+                observations.observe(key, holder=current.holder, version=version, now=monotonic_now)
+                if current is not None and current.holder not in ("", self.holder)
+                else None
+            )
+            decision = decide(current, holder=self.holder, observation=observation)
+            if decision in (LeaseDecision.HELD, LeaseDecision.WAIT):
                 return Acquisition(False, decision, current)
             try:
                 if decision is LeaseDecision.CREATE:
@@ -81,6 +102,7 @@ class StreamLock:
                 if exc.status == 409:  # someone wrote first: decide again on what they wrote
                     continue
                 raise
+            observations.forget(key)
             return Acquisition(True, decision, current)
         current, _ = self._read()
         return Acquisition(False, LeaseDecision.HELD, current)

@@ -1,8 +1,8 @@
-"""Reading SmartResumeRuns and writing their status: the one status writer outside kopf handlers.
+"""Reading SmartResumeRuns and writing their status outside kopf's handler patches.
 
-Status is written with JSON merge patches to the status subresource. Per-stream and per-client
-progress are maps keyed by stream number and client ID, so a merge patch from one stream's worker
-touches only its own keys and can never erase another writer's entries.
+Status is written with JSON merge patches to the status subresource, under a field manager that
+names the writer, so ``managedFields`` shows that every field has one owner: the operator writes
+the run's status, a stream's worker only ``streams.<n>.workerReason`` and ``workerMessage``.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ MERGE_PATCH = "application/merge-patch+json"
 
 
 class Runs:
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: client.ApiClient, *, field_manager: str) -> None:
         self._objects = client.CustomObjectsApi(api)
+        self._manager = field_manager
 
     def get(self, namespace: str, name: str) -> dict[str, Any]:
         run = self._objects.get_namespaced_custom_object(
@@ -48,6 +49,7 @@ class Runs:
             resource.PLURAL,
             name,
             {"status": status},
+            field_manager=self._manager,
             _content_type=MERGE_PATCH,
         )
 

@@ -8,6 +8,11 @@ the child when the client's time is up or the worker must stop.
 Shortly before the timeout (``WRAP_UP_FRACTION`` of it, at most ``WRAP_UP_MAX_SECONDS``) the child
 sets the task's ``cancelled`` event, so a well-behaved task writes what it has and returns; its
 counts are kept and the task stays unfinished, to be continued on the client's next attempt.
+
+Two ways to stop early: ``wrap_up`` (SIGTERM: the pod is going away) asks the child to wrap up the
+same way and waits up to ``wrap_up_seconds`` for it, so work already paid for is written; ``stop``
+(the worker is fenced: its Lease may be taken over) kills the child at once, so that no write of
+it can land after another worker took the stream.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import enum
 import logging
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.synchronize
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -76,19 +83,29 @@ class ClientEnd:
     message: str = ""
 
 
+ClientRunner = Callable[..., tuple["Ending", str]]
+"""``run_client``'s signature: the worker takes it as a parameter (benchmarks run in-process)."""
+
+
 def run_client(
     job: ClientJob,
     *,
     timeout_seconds: float,
     stop: threading.Event,
+    wrap_up: threading.Event,
+    wrap_up_seconds: float,
     on_report: Callable[[TaskReport], None],
 ) -> tuple[Ending, str]:
     """Run ``job`` in a child process; return how it ended and a message for humans."""
     margin = min(timeout_seconds * WRAP_UP_FRACTION, WRAP_UP_MAX_SECONDS)
     job = dataclasses.replace(job, wrap_up_at=time.monotonic() + timeout_seconds - margin)
     receiver, sender = _CONTEXT.Pipe(duplex=False)
+    asked_to_wrap_up = _CONTEXT.Event()
     child = _CONTEXT.Process(
-        target=_child_main, args=(job, sender), name=f"client-{job.client.client_id}", daemon=True
+        target=_child_main,
+        args=(job, sender, asked_to_wrap_up),
+        name=f"client-{job.client.client_id}",
+        daemon=True,
     )
     child.start()
     sender.close()
@@ -96,8 +113,14 @@ def run_client(
     try:
         while True:
             if stop.is_set():
-                return Ending.INTERRUPTED, "the worker was asked to stop"
+                child.kill()
+                return Ending.INTERRUPTED, "the worker was fenced and killed the client"
+            if wrap_up.is_set() and not asked_to_wrap_up.is_set():
+                asked_to_wrap_up.set()
+                deadline = min(deadline, time.monotonic() + wrap_up_seconds)
             remaining = deadline - time.monotonic()
+            if remaining <= 0 and asked_to_wrap_up.is_set() and wrap_up.is_set():
+                return Ending.INTERRUPTED, "the worker was asked to stop"
             if remaining <= 0:
                 return Ending.TIMED_OUT, f"client timeout of {timeout_seconds:.0f}s reached"
             if not receiver.poll(min(remaining, _POLL_SECONDS)):
@@ -111,6 +134,8 @@ def run_client(
                     f"the client process exited unexpectedly (exit code {child.exitcode})",
                 )
             if isinstance(report, ClientEnd):
+                if wrap_up.is_set() and report.ending is Ending.TIMED_OUT:
+                    return Ending.INTERRUPTED, "the worker was asked to stop; work done is kept"
                 return report.ending, report.message
             on_report(report)
             if report.error is not None:
@@ -127,7 +152,11 @@ def _end(child: multiprocessing.process.BaseProcess) -> None:
         child.join(5)
 
 
-def _child_main(job: ClientJob, sender: multiprocessing.connection.Connection) -> None:
+def _child_main(
+    job: ClientJob,
+    sender: multiprocessing.connection.Connection,
+    asked_to_wrap_up: multiprocessing.synchronize.Event,
+) -> None:
     # Imported here: the child is a fresh interpreter (spawn) and only it needs the integrations.
     from smart_resume.logs import bind, configure_logging
     from smart_resume.tasks.base import TaskContext
@@ -148,6 +177,15 @@ def _child_main(job: ClientJob, sender: multiprocessing.connection.Connection) -
     wrap_up = threading.Timer(max(0.0, job.wrap_up_at - time.monotonic()), context.cancelled.set)
     wrap_up.daemon = True
     wrap_up.start()
+
+    # Asked by the parent (which got SIGTERM), or by SIGTERM itself where it reaches the whole
+    # process group: either way the task is asked to write what it has and return.
+    def forward_wrap_up() -> None:
+        asked_to_wrap_up.wait()
+        context.cancelled.set()
+
+    threading.Thread(target=forward_wrap_up, daemon=True).start()
+    signal.signal(signal.SIGTERM, lambda *_: context.cancelled.set())
     for name in job.tasks:
         sender.send(TaskReport(name, started=True))
         began = time.monotonic()
