@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 HARNESS := PYTHONPATH=tests $(PYTHON) -m harness.controlplane
 
-.PHONY: venv test test-unit lint demo bench binaries cluster-up cluster-down cluster-status clean
+.PHONY: venv test test-unit lint demo bench bench-scale binaries cluster-up cluster-down cluster-status clean
 
 venv: $(STAMP)
 
@@ -38,6 +38,11 @@ demo: $(STAMP)
 # Throughput of the three tasks against the local fakes; prints figures, asserts nothing.
 bench: $(STAMP)
 	PYTHONPATH=tests $(PY) benchmarks/throughput.py
+
+# The operator at scale against plain Jobs on its own local control plane (~10 min); prints
+# figures, writes benchmarks/results/scale.json, asserts nothing.
+bench-scale: $(STAMP)
+	PYTHONPATH=tests $(PY) benchmarks/scale.py $(BENCH_ARGS)
 
 binaries:
 	bash hack/build-k8s-binaries.sh
