@@ -46,12 +46,12 @@ from typing import Any
 
 from kubernetes import client, config, watch
 
+import smart_resume
 from harness import manifests
 from harness.cluster import Cluster, install_crds
 from harness.controlplane import ControlPlane
 from harness.operator import OperatorProcess
 from harness.podrunner import POD_RUNNER_SCHEDULER, PodRunner
-import smart_resume
 from smart_resume import resource
 from smart_resume.core.status import Phase, is_terminal
 
