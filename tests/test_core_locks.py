@@ -82,19 +82,25 @@ def test_decide__uses_the_records_own_duration() -> None:
 
 
 def test_lease_observations__count_on_the_observers_clock() -> None:
-    """A record is timed from when this observer first saw it; a change restarts the count and,
-    for the same holder, shows it is renewing; a restarted observer starts from zero."""
+    """A record is timed from when this observer first saw it; a change seen soon after a look
+    shows a renewing holder, one found after a long absence does not; a restarted observer
+    starts from zero."""
     observations = LeaseObservations()
-    assert observations.observe("ns/l", holder="h", version="1", now=100.0) == FRESH
-    assert observations.observe("ns/l", holder="h", version="1", now=130.0) == Observation(
-        30.0, False
-    )
-    assert observations.observe("ns/l", holder="h", version="2", now=131.0) == Observation(
-        0.0, True
-    )
-    assert observations.observe("ns/l", holder="h2", version="3", now=132.0) == FRESH
+
+    def look(holder: str, version: str, now: float) -> Observation:
+        return observations.observe(
+            "ns/l", holder=holder, version=version, duration_seconds=300, now=now
+        )
+
+    assert look("h", "1", 100.0) == FRESH
+    assert look("h", "1", 130.0) == Observation(30.0, False)
+    assert look("h", "2", 131.0) == Observation(0.0, True)
+    assert look("h2", "3", 132.0) == FRESH, "another holder: not known live"
+    assert look("h2", "4", 1000.0) == FRESH, "a change after a long absence proves nothing"
     restarted = LeaseObservations()
-    assert restarted.observe("ns/l", holder="h2", version="3", now=5000.0) == FRESH
+    assert restarted.observe("ns/l", holder="h2", version="4", duration_seconds=300, now=5.0) == (
+        FRESH
+    )
 
 
 def test_format_microtime__six_digits_even_at_zero_microseconds() -> None:

@@ -32,6 +32,7 @@ import signal
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,9 @@ class LocalPod:
     terminating: threading.Event = dataclasses.field(default_factory=threading.Event)
     finished: threading.Event = dataclasses.field(default_factory=threading.Event)
     exit_code: int | None = None
+    started_at: float | None = None
+    """``time.monotonic()`` when the process started; ``ended_at`` when it exited."""
+    ended_at: float | None = None
     exit_requested: threading.Event = dataclasses.field(default_factory=threading.Event)
     """Stand-in pods only: released, or deleted."""
 
@@ -122,6 +126,11 @@ class PodRunner:
         for pod in self.pods():
             if which(pod):
                 pod.exit_requested.set()
+
+    def kill(self, pod: LocalPod) -> None:
+        """SIGKILL the pod's processes, as a node crash or an OOM kill would end them."""
+        if pod.process is not None and pod.process.poll() is None:
+            _signal_group(pod.process, signal.SIGKILL)
 
     def pods(self, namespace: str | None = None) -> list[LocalPod]:
         with self._lock:
@@ -221,10 +230,12 @@ class PodRunner:
             )
             local.finished.set()
             return
+        local.started_at = time.monotonic()
         if local.terminating.is_set():  # deleted while we were starting it
             _signal_group(local.process, signal.SIGKILL)
         self._report_running(local, container.name, started)
         local.exit_code = _exit_code(local.process.wait())
+        local.ended_at = time.monotonic()
         self._report_terminated(local, container.name, local.exit_code, started)
         local.finished.set()
 

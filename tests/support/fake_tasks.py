@@ -2,8 +2,9 @@
 
 They let the orchestration be under test: each client's Clients-table field ``Test Behaviour``
 says what its tasks do (``hang:<task>`` sleeps for an hour in that task, ``wrap-up:<task>``
-works until asked to wrap up, ``fail:<task>`` raises, ``slow`` takes ``Test Task Seconds`` per
-task), and every start and completion is appended to the
+works until asked to wrap up, ``fail:<task>`` raises; every task takes ``Test Task Seconds`` unless
+asked to wrap up first, when it stops unfinished), and every start, cut and completion is
+appended to the
 file named by ``SMART_RESUME_TEST_TASK_LOG`` so that tests can prove nothing ran twice.
 """
 
@@ -37,7 +38,9 @@ def _task(name: str, ctx: TaskContext) -> TaskOutcome:
     ):  # a well-behaved long task: stops when asked, reports progress
         ctx.cancelled.wait(3600)
         return TaskOutcome(examined=2, succeeded=2)
-    time.sleep(float(ctx.client.fields.get(SECONDS_FIELD, 0.05)))
+    if ctx.cancelled.wait(float(ctx.client.fields.get(SECONDS_FIELD, 0.05))):
+        _record("cut", ctx, name)  # asked to wrap up before its work was done: unfinished
+        return TaskOutcome(examined=1)
     if behaviour == f"fail:{name}":
         raise RuntimeError(f"{name} failed on purpose for {ctx.client.client_id}")
     _record("completed", ctx, name)

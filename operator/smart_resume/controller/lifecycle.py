@@ -407,6 +407,7 @@ class RunLifecycle:
                 ended = self._follow_job(body, int(key), stream_status, jobs.get(int(key)))
                 update.update(ended)
                 stream_status.update(ended)
+
             changed = {k: v for k, v in update.items() if before.get(k) != v}
             if changed:
                 patch.status.setdefault("streams", {})[key] = changed
@@ -507,9 +508,12 @@ class RunLifecycle:
             if is_terminal(stream_status.get("phase", "")):
                 continue
             if suspended:
+                # The worker releases the Lease itself once it has wrapped up its client (or
+                # the Lease goes stale): until then no other worker may start on the stream.
                 if stream_status.get("job"):
                     self._jobs.set_suspended(namespace, stream_status["job"], True)
-                self._lock(body, stream).release()
+                else:
+                    self._lock(body, stream).release()
                 update: dict[str, Any] = {
                     "phase": Phase.SUSPENDED,
                     "reason": StreamReason.SUSPENDED,

@@ -65,23 +65,40 @@ class Observation:
 class LeaseObservations:
     """When this process first saw each Lease record, on a monotonic clock passed in.
 
+    A changed record shows a live holder only if the observer had looked less than a Lease
+    duration before: a change found after a long absence may be the holder's last renewal.
     Bounded: one entry per Lease key, replaced when its record changes.
     """
 
     def __init__(self) -> None:
-        self._first_seen: dict[str, tuple[tuple[str, str], float, bool]] = {}
+        self._seen: dict[str, _Seen] = {}
 
-    def observe(self, key: str, *, holder: str, version: str, now: float) -> Observation:
+    def observe(
+        self, key: str, *, holder: str, version: str, duration_seconds: float, now: float
+    ) -> Observation:
         record = (holder, version)
-        previous = self._first_seen.get(key)
-        if previous is not None and previous[0] == record:
-            return Observation(now - previous[1], previous[2])
-        renewed = previous is not None and previous[0][0] == holder
-        self._first_seen[key] = (record, now, renewed)
+        previous = self._seen.get(key)
+        if previous is not None and previous.record == record:
+            self._seen[key] = dataclasses.replace(previous, last_look=now)
+            return Observation(now - previous.first_seen, previous.renewed)
+        renewed = (
+            previous is not None
+            and previous.record[0] == holder
+            and now - previous.last_look < duration_seconds
+        )
+        self._seen[key] = _Seen(record, first_seen=now, last_look=now, renewed=renewed)
         return Observation(0.0, renewed)
 
     def forget(self, key: str) -> None:
-        self._first_seen.pop(key, None)
+        self._seen.pop(key, None)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Seen:
+    record: tuple[str, str]
+    first_seen: float
+    last_look: float
+    renewed: bool
 
 
 def decide(

@@ -78,7 +78,13 @@ class StreamLock:
         for _ in range(_ATTEMPTS):
             current, version = self._read()
             observation = (
-                observations.observe(key, holder=current.holder, version=version, now=monotonic_now)
+                observations.observe(
+                    key,
+                    holder=current.holder,
+                    version=version,
+                    duration_seconds=current.duration_seconds,
+                    now=monotonic_now,
+                )
                 if current is not None and current.holder not in ("", self.holder)
                 else None
             )

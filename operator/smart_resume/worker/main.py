@@ -7,7 +7,8 @@
 3. Take the deadline from the Job: its ``status.startTime`` plus ``activeDeadlineSeconds``, both
    judged by the API server's clock, so a retried pod gets what is left, not a fresh deadline.
 4. Load the stream's clients from the Airtable Clients table (or the run's ad-hoc client list).
-5. Process them with ``StreamWorker``, renewing the Lease, until done, deadline, SIGTERM or fenced.
+5. Process them with ``StreamWorker``, renewing the Lease, until done, deadline, SIGTERM or fenced;
+   after SIGTERM, release the Lease once the client in flight wrapped up.
 6. Record why it stopped in ``status.streams.<n>.workerReason`` of the run.
 """
 
@@ -163,7 +164,12 @@ def _work(
         renew_deadline_seconds=settings.lease.renew_deadline_seconds,
         signals=signals,
     ):
-        return worker.run()
+        result = worker.run()
+    if signals.terminate.is_set() and not signals.fenced.is_set():
+        # Suspended, deleted or out of time: the client in flight has wrapped up, so the
+        # stream is free now (the operator releases it too when the Job ends).
+        lock.release()
+    return result
 
 
 class _CheckpointWriter:
