@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 HARNESS := PYTHONPATH=tests $(PYTHON) -m harness.controlplane
 
-.PHONY: venv test test-unit lint demo bench bench-scale binaries cluster-up cluster-down cluster-status clean
+.PHONY: venv test test-unit lint demo bench bench-scale bench-status binaries cluster-up cluster-down cluster-status clean
 
 venv: $(STAMP)
 
@@ -43,6 +43,10 @@ bench: $(STAMP)
 # figures, writes benchmarks/results/scale.json, asserts nothing.
 bench-scale: $(STAMP)
 	PYTHONPATH=tests $(PY) benchmarks/scale.py $(BENCH_ARGS)
+
+# Status size and writes at 10 streams x 1,000 clients on a local control plane; prints figures.
+bench-status: $(STAMP)
+	PYTHONPATH=tests $(PY) benchmarks/status_size.py
 
 binaries:
 	bash hack/build-k8s-binaries.sh

@@ -4,8 +4,9 @@ It starts a local Kubernetes control plane (the same one the tests use), the loc
 Airtable, the AI endpoint and Apify (real HTTP on 127.0.0.1, seeded with four fictional clients and
 their leads), the operator with its own least-privilege identity, and a pod runner standing in for
 the kubelet. Then it creates a two-stream SmartResumeRun, prints its progress the way
-`kubectl get srr` shows it, and finally what the run did: per-client task counts from the run's
-status, the Events of `kubectl describe`, and the leads as they now stand in the client bases.
+`kubectl get srr` shows it, and finally what the run did: per-client task counts from the streams'
+checkpoints (SmartResumeStreams), the Events of `kubectl describe`, and the leads as they now
+stand in the client bases.
 Everything is stopped and removed at the end.
 """
 
@@ -34,6 +35,7 @@ from harness.controlplane import ControlPlane
 from harness.operator import OperatorProcess
 from harness.podrunner import POD_RUNNER_SCHEDULER, PodRunner
 from smart_resume import resource
+from smart_resume.core.checkpoint import decode_clients
 from smart_resume.core.status import is_terminal
 from smart_resume.integrations.airtable_fields import ClientsTable, LeadsTable, ScoringStatus
 from smart_resume.integrations.apify import Post
@@ -261,12 +263,14 @@ def _report(api: client.ApiClient, run: dict[str, Any], airtable: FakeAirtable) 
         f"{'STREAM':<8}{'CLIENT':<18}{'STATE':<11}{'TASK':<17}{'EXAMINED':>9}{'OK':>5}{'SKIPPED':>9}"
     )
     for stream, entry in sorted(status["streams"].items()):
-        for client_id, progress in sorted(entry.get("clients", {}).items()):
-            for task, counts in progress.get("tasks", {}).items():
-                skipped = sum((counts.get("skipped") or {}).values())
+        checkpoint = client.CustomObjectsApi(api).get_namespaced_custom_object(
+            resource.GROUP, resource.VERSION, NAMESPACE, resource.STREAM_PLURAL, entry["checkpoint"]
+        )
+        for client_id, progress in sorted(decode_clients(checkpoint["status"]).items()):
+            for task, counts in progress["tasks"].items():
                 print(
                     f"{stream:<8}{client_id:<18}{progress['state']:<11}{task:<17}"
-                    f"{counts.get('examined', 0):>9}{counts.get('succeeded', 0):>5}{skipped:>9}"
+                    f"{counts['examined']:>9}{counts['succeeded']:>5}{counts['skipped']:>9}"
                 )
     print("\nEvents (kubectl describe srr):")
     events = (

@@ -103,11 +103,11 @@ def test_stream_worker__completes_every_client_once() -> None:
 
 def test_stream_worker__at_most_three_writes_per_client() -> None:
     """A client's start, its first two tasks, and its end (written with the next client's start
-    or the loop's end) take three checkpoint writes, plus the cycle's first and last."""
+    or the loop's end) take three checkpoint writes, plus one for the cycle's end."""
     ids = [f"client-{n}" for n in range(5)]
     worker, checkpoint = _worker([_client(c) for c in ids])
     worker.run()
-    assert len(checkpoint.writes) <= 3 * len(ids) + 2, checkpoint.writes
+    assert len(checkpoint.writes) == 3 * len(ids) + 1, checkpoint.writes
     assert all(e["state"] == "Completed" for e in checkpoint.clients().values())
 
 

@@ -226,6 +226,51 @@ def test_status__every_field_survives_the_status_subresource(
     assert written["status"] == FULL_STATUS
 
 
+CHECKPOINT_STATUS: dict[str, Any] = {
+    "cycle": "SR-251121-001",
+    "owner": "nightly-x7k2",
+    "ownerUid": "7d1c5a52-0000-4000-8000-000000000001",
+    "clientsTotal": 3,
+    "clientsDone": 1,
+    "progress": "1/3",
+    "current": "globex",
+    "clients": {
+        "acme": "Completed 1 ls=C12/10/1/1 ph=C12/12/0/0 ps=C4/3/0/1",
+        "globex": "Running 2 ls=C3/3/0/0",
+        "initech": "Failed 1 ls=F0/0/0/0",
+    },
+    "problems": {"initech": "lead_scoring failed: 500 from the AI"},
+}
+
+
+def test_checkpoint_status__every_field_survives_the_status_subresource(
+    api_client: client.ApiClient, namespace: str
+) -> None:
+    """A SmartResumeStream keeps every status field the operator and the worker write."""
+    objects = _api(api_client)
+    objects.create_namespaced_custom_object(
+        resource.GROUP,
+        resource.VERSION,
+        namespace,
+        resource.STREAM_PLURAL,
+        {
+            "apiVersion": resource.API_VERSION,
+            "kind": resource.STREAM_KIND,
+            "metadata": {"name": "stream-1"},
+            "spec": {},
+        },
+    )
+    written = objects.patch_namespaced_custom_object_status(
+        resource.GROUP,
+        resource.VERSION,
+        namespace,
+        resource.STREAM_PLURAL,
+        "stream-1",
+        {"status": CHECKPOINT_STATUS},
+    )
+    assert written["status"] == CHECKPOINT_STATUS
+
+
 def test_status__unknown_phase_is_rejected(api_client: client.ApiClient, namespace: str) -> None:
     """The status enums hold for the operator's writes too."""
     _create(api_client, namespace, _run({"streams": [1]}))
@@ -238,15 +283,6 @@ def test_status__unknown_phase_is_rejected(api_client: client.ApiClient, namespa
     assert 'status.streams.1.phase: Unsupported value: "Exploded"' in _rejection(caught.value)
 
 
-_TASK = {
-    "state": "Completed",
-    "examined": 12,
-    "succeeded": 10,
-    "failed": 1,
-    "skipped": {"ai_refusal": 1},
-    "durationSeconds": 3.25,
-    "error": "",
-}
 FULL_STATUS: dict[str, Any] = {
     "runId": "SR-251122-003",
     "phase": "Running",
@@ -269,6 +305,7 @@ FULL_STATUS: dict[str, Any] = {
     "totals": {"clients": 3, "completed": 1, "timedOut": 0, "failed": 1, "quarantined": 0},
     "notifications": {"client-timeout/1/acme": "2025-11-22T05:58:00Z"},
     "airtable": {"jobRecordId": "rec123", "pending": [{"anything": True}]},
+    "problemClients": [{"stream": 1, "client": "initech", "message": "post_scoring failed: 500"}],
     "streams": {
         "1": {
             "job": "run-s1",
@@ -278,20 +315,14 @@ FULL_STATUS: dict[str, Any] = {
             "message": "2 clients left",
             "cycle": "SR-251121-001",
             "resumedFrom": "older-run",
+            "checkpoint": "stream-1",
             "clientsTotal": 3,
             "clientsDone": 1,
-            "currentClient": "globex",
-            "heartbeatTime": "2025-11-22T05:59:00Z",
-            "clients": {
-                "acme": {
-                    "name": "Acme 'Recruiting' \"Ltd\"",
-                    "state": "Completed",
-                    "attempts": 1,
-                    "message": "",
-                    "tasks": {"lead_scoring": _TASK, "post_harvesting": _TASK},
-                },
-                "globex": {"name": "Globex", "state": "Running", "attempts": 2, "tasks": {}},
-            },
+            "counts": {"completed": 1, "timedOut": 0, "failed": 1, "quarantined": 0},
+            "current": "globex",
+            "startAttempts": 0,
+            "workerReason": "DeadlineNear",
+            "workerMessage": "stopped taking clients",
         },
         "2": {"phase": "Skipped", "reason": "LockHeld", "message": "held by run other"},
     },

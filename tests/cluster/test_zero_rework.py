@@ -698,3 +698,57 @@ def test_every_run_status_field_has_one_writer(
     assert_invariants(
         api_client, run_namespace, task_log, pod_runner, finished_streams={1: {"acme-recruiting"}}
     )
+
+
+# -- case 2: a worker cut off from the API server -----------------------------------------------
+
+
+def test_worker_cut_off_from_the_api_server_stops_before_another_run_takes_over(
+    api_client: client.ApiClient,
+    cluster: Any,
+    run_namespace: str,
+    airtable: Airtable,
+    operator: OperatorProcess,
+    task_log: Path,
+    pod_runner: PodRunner,
+) -> None:
+    """Case 2 (fencing). A worker whose API server connection is cut (a proxy between them)
+    passes its renew deadline, kills its client in flight and does no more work; only then can
+    another run take the stream over (the operator waits a full Lease duration on its clock), and
+    no task of the cut-off worker starts or completes after the new run's first. Only the client
+    in flight at the cut, whose end never reached the checkpoint, may be processed again."""
+    from harness.proxy import CuttableProxy
+
+    _add_clients(airtable, 1, IDS, 1.0)
+    proxy = CuttableProxy(cluster.server)
+    pod_runner.server_for = lambda pod: (
+        proxy.server if pod.metadata.name.startswith("isolated-") else None
+    )
+    try:
+        create_run(api_client, run_namespace, "isolated", streams=[1])
+        in_flight = wait_for(
+            lambda: _checkpoint_status(api_client, run_namespace, 1).get("current"),
+            timeout=60,
+            what="a client in progress",
+        )
+        proxy.cut()
+        create_run(api_client, run_namespace, "successor", streams=[1])
+        successor = wait_phase(api_client, run_namespace, "successor", {"Succeeded"}, timeout=120)
+    finally:
+        pod_runner.server_for = lambda pod: None
+        proxy.cut()
+    log = read_log(str(task_log))
+    isolated_id = get_run(api_client, run_namespace, "isolated")["status"]["runId"]
+    successor_id = successor["status"]["runId"]
+    first_of_successor = next(i for i, line in enumerate(log) if line[1] == successor_id)
+    late = [line for line in log[first_of_successor:] if line[1] == isolated_id]
+    assert late == [], f"the cut-off worker worked on after the takeover: {late}"
+    (isolated_pod,) = [p for p in pod_runner.pods(run_namespace) if p.name.startswith("isolated")]
+    assert "renew deadline passed" in isolated_pod.log_text()
+    assert "StaleLockTakenOver" in [
+        e.reason for e in _events(api_client, run_namespace, "successor")
+    ]
+    # What the cut-off worker did after its last checkpoint could not be recorded: only the
+    # client in flight at the cut may be done again (real tasks then select nothing to pay for).
+    twice = {key for key, n in _completions(task_log).items() if n > 1}
+    assert {client_id for client_id, _ in twice} <= {in_flight}, twice

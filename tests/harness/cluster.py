@@ -36,9 +36,10 @@ class Cluster:
         namespace: str,
         account: str,
         bound_pod: client.V1Pod | None = None,
+        server: str | None = None,
     ) -> Path:
         """A kubeconfig holding a token of ``namespace/account`` (TokenRequest API), as a pod
-        gets."""
+        gets; ``server``: another address of the API server (a proxy)."""
         bound = None
         if bound_pod is not None:
             bound = client.V1BoundObjectReference(
@@ -66,7 +67,7 @@ class Cluster:
                         {
                             "name": "local",
                             "cluster": {
-                                "server": self.server,
+                                "server": server or self.server,
                                 "certificate-authority-data": base64.b64encode(
                                     self.ca_data
                                 ).decode(),

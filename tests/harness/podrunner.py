@@ -102,6 +102,8 @@ class PodRunner:
         self._stopping = threading.Event()
         self._watcher: watch.Watch | None = None
         self._thread = threading.Thread(target=self._watch_forever, name="pod-runner", daemon=True)
+        self.server_for: Callable[[client.V1Pod], str | None] = lambda pod: None
+        """The API server address a pod's kubeconfig names (a test may route a pod via a proxy)."""
 
     # -- public -----------------------------------------------------------------------------
 
@@ -210,6 +212,7 @@ class PodRunner:
                     namespace=local.namespace,
                     account=pod.spec.service_account_name or "default",
                     bound_pod=pod,
+                    server=self.server_for(pod),
                 )
             )
             local.log_path = pod_dir / "container.log"

@@ -131,7 +131,7 @@ def _work(
             StreamReason.LOCK_LOST, "the stream's Lease is not held by this run", EXIT_CONFIGURATION
         )
     checkpoints = Checkpoints(api, field_manager=FIELD_MANAGER_WORKER)
-    writer = _CheckpointWriter(
+    writer = ConditionalCheckpoint(
         checkpoints,
         namespace=namespace,
         name=run_status["checkpoint"],
@@ -172,7 +172,7 @@ def _work(
     return result
 
 
-class _CheckpointWriter:
+class ConditionalCheckpoint:
     """Merge patches into the checkpoint, each conditioned on the resourceVersion last written.
 
     A 409 means someone else wrote: if the cycle is no longer this run's, ``CycleLost``; else

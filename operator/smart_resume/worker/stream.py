@@ -9,9 +9,10 @@ client continues at its first unfinished task. Before a client starts, its ``att
 counted, so a client that kills its worker every time still ends up quarantined.
 
 At most three checkpoint writes per client: one when it starts (carrying the end of the client
-before it), one after each task but the last (so a resumed client never repeats a finished task);
-the last task's end and the client's end are written with the next client's start, or when the
-loop stops. Task counts accumulate over the attempts of the cycle.
+before it, and for the first client the cycle's size), one after each task but the last (so a
+resumed client never repeats a finished task); the last task's end and the client's end are
+written with the next client's start, or when the loop stops: 3 writes per client plus one per
+cycle. Task counts accumulate over the attempts of the cycle.
 
 The loop stops taking new clients when the run's deadline is too near to give one a full
 per-client timeout, when it is asked to stop (SIGTERM: the client in flight is asked to wrap up),
@@ -140,15 +141,13 @@ class StreamWorker:
         plan = self._plan()
         for client_id in plan.dropped:
             self._entries.pop(client_id, None)
-        self._write(
-            {
-                "clientsTotal": len(self._clients),
-                **self._progress(),
-                "current": None,
-                "clients": dict.fromkeys(plan.dropped),
-                "problems": dict.fromkeys(plan.dropped),
-            }
-        )
+        # Written with the first client's start (or the cycle's end): no write of its own.
+        self._unwritten = {
+            "clientsTotal": len(self._clients),
+            "current": None,
+            "clients": dict.fromkeys(plan.dropped),
+            "problems": dict.fromkeys(plan.dropped),
+        }
 
     def _quarantine(self, client_ids: tuple[str, ...]) -> None:
         if not client_ids:
