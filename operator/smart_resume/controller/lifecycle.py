@@ -61,6 +61,8 @@ PROBLEMS_SHOWN = 20
 """Problem clients listed in a run's status, over all its streams."""
 PARALLEL_STARTS = 16
 """Streams started at once, over all runs."""
+PROGRESS_WRITE_SECONDS = 5.0
+"""A run's status takes its streams' progress at most this often (their ends at once)."""
 
 
 class RetryLater(Exception):
@@ -94,6 +96,8 @@ class RunLifecycle:
         # must not end a stream (or the run) twice. Forgotten when the run is deleted.
         self._ended: dict[tuple[str, str], dict[str, Any]] = {}
         self._finished: set[str] = set()
+        self._progress_due: dict[str, float] = {}
+        self._later: set[str] = set()
 
     # -- create -------------------------------------------------------------------------------
 
@@ -353,30 +357,79 @@ class RunLifecycle:
     # -- follow -------------------------------------------------------------------------------
 
     def follow(self, body: Mapping[str, Any], known: Known) -> None:
-        """Bring the run's status up to what its Jobs and checkpoints say, written at once.
+        """Bring the run's status up to what its Jobs and checkpoints say.
 
         Called on every event of the run, of its Jobs and of its streams' checkpoints (and by a
         slow safety-net timer), with the run as last seen: possibly older than this process's
-        own last write, which ``_ended`` and ``_finished`` make harmless.
+        own last write, which ``_ended`` and ``_finished`` make harmless. A stream's or the run's
+        end is written at once; mere progress at most every ``PROGRESS_WRITE_SECONDS`` per run
+        (the run's status is no per-client log), the last of it when that interval is over.
         """
         meta = body["metadata"]
+        streams = (body.get("status") or {}).get("streams") or {}
+        if any(
+            job.ended
+            and (meta["uid"], job.name) not in self._ended
+            and not is_terminal((streams.get(str(job.stream)) or {}).get("phase", ""))
+            for job in known.jobs(meta["namespace"], meta["name"]).values()
+        ):
+            # A Job ended: decide on the run as it is now (the worker's last words included),
+            # not on a copy that may predate them.
+            try:
+                body = self._runs.get(meta["namespace"], meta["name"])
+            except client.ApiException as exc:
+                if exc.status == 404:
+                    return
+                raise
+            meta = body["metadata"]
         if meta.get("deletionTimestamp"):
             return  # being terminated: its Jobs go away on purpose
         if meta.get("generation", 1) != (body.get("status") or {}).get("observedGeneration"):
             return  # not started yet, or a spec change (suspend) its own handler decides first
+        uid = meta["uid"]
         with self._following_lock:
-            lock = self._following.setdefault(meta["uid"], threading.Lock())
+            lock = self._following.setdefault(uid, threading.Lock())
         with lock:
             patch = kopf.Patch()
             self._reconcile(kopf.Body(cast(kopf.RawBody, dict(body))), patch, known)
-            if patch.get("status"):
-                self._runs.patch_status(meta["namespace"], meta["name"], patch["status"])
+            status = patch.get("status")
+            if not status:
+                return
+            now = time.monotonic()
+            wait = self._progress_due.get(uid, 0.0) - now
+            if wait > 0 and not _ends_something(status):
+                self._follow_later(uid, meta["namespace"], meta["name"], known, wait)
+                return
+            self._runs.patch_status(meta["namespace"], meta["name"], status)
+            self._progress_due[uid] = now + PROGRESS_WRITE_SECONDS
+
+    def _follow_later(
+        self, uid: str, namespace: str, name: str, known: Known, delay: float
+    ) -> None:
+        """One more ``follow`` of the run after ``delay``, from the index as it is then."""
+        with self._following_lock:
+            if uid in self._later:
+                return
+            self._later.add(uid)
+
+        def again() -> None:
+            with self._following_lock:
+                self._later.discard(uid)
+            run = next((r for r in known.runs(namespace) if r["metadata"]["name"] == name), None)
+            if run is not None and run["metadata"]["uid"] == uid:
+                self.follow(run, known)
+
+        context = contextvars.copy_context()  # kopf's Event queue, for Events posted then
+        timer = threading.Timer(delay, context.run, (again,))
+        timer.daemon = True
+        timer.start()
 
     def forget(self, uid: str) -> None:
         """Drop what this process remembers of a deleted run."""
         with self._following_lock:
             self._following.pop(uid, None)
             self._finished.discard(uid)
+            self._progress_due.pop(uid, None)
             for key in [key for key in self._ended if key[0] == uid]:
                 del self._ended[key]
 
@@ -673,6 +726,13 @@ class RunLifecycle:
             duration_seconds=self._settings.lease.duration_seconds,
             owner=owner_reference(body),
         )
+
+
+def _ends_something(status: Mapping[str, Any]) -> bool:
+    """A status change that moves a phase (a stream's or the run's), not just progress."""
+    return "phase" in status or any(
+        "phase" in stream for stream in (status.get("streams") or {}).values()
+    )
 
 
 def post_normal(body: Body, *, reason: str, message: str) -> None:
