@@ -719,7 +719,7 @@ def test_worker_cut_off_from_the_api_server_stops_before_another_run_takes_over(
     in flight at the cut, whose end never reached the checkpoint, may be processed again."""
     from harness.proxy import CuttableProxy
 
-    _add_clients(airtable, 1, IDS, 1.0)
+    _add_clients(airtable, 1, IDS, 3.0)  # a client (9 s) outlasts the takeover (> 6 s)
     proxy = CuttableProxy(cluster.server)
     pod_runner.server_for = lambda pod: (
         proxy.server if pod.metadata.name.startswith("isolated-") else None

@@ -109,6 +109,12 @@ def run_client(
     )
     child.start()
     sender.close()
+    ended = threading.Event()
+    # Kills the child on ``stop`` even while this thread is busy (say, in a checkpoint write
+    # retried against an unreachable API server): a fenced worker's client stops at once.
+    threading.Thread(
+        target=_kill_on_stop, args=(child, stop, ended), name="fence", daemon=True
+    ).start()
     deadline = time.monotonic() + timeout_seconds
     try:
         while True:
@@ -141,8 +147,18 @@ def run_client(
             if report.error is not None:
                 return Ending.FAILED, f"{report.task} failed: {report.error}"
     finally:
+        ended.set()
         receiver.close()
         _end(child)
+
+
+def _kill_on_stop(
+    child: multiprocessing.process.BaseProcess, stop: threading.Event, ended: threading.Event
+) -> None:
+    while not ended.is_set():
+        if stop.wait(_POLL_SECONDS):
+            child.kill()
+            return
 
 
 def _end(child: multiprocessing.process.BaseProcess) -> None:
