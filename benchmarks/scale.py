@@ -63,6 +63,7 @@ OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:smart-resume-operat
 RUN_NAMESPACES = "runs-"
 STREAMS_PER_NAMESPACE = 64
 RAISED_QPS = 100
+HANDLED = f"{resource.PREFIX}/last-handled-configuration"
 GOALS = {
     "create_to_jobs_p95_vs_direct": 1.5,
     "burst_settled_vs_plain": 1.25,
@@ -358,6 +359,7 @@ class Bench:
         _parallel(lambda k: self._create_run(k[0], k[1], k[2]), keys)
         for namespace, name, _ in keys:
             self.watches.jobs_ready.wait_label(namespace, name, 1, timeout=900)
+        self.watches.runs_running.wait_keys([(ns, n) for ns, n, _ in keys], timeout=900)
         return keys
 
     def _steady_window(self, running: int, seconds: float) -> dict[str, Any]:
@@ -489,6 +491,7 @@ class Watches:
         self.jobs_finished = Sightings()
         self.runs_settled = Sightings()
         self.runs_gone = Sightings()
+        self.runs_running = Sightings()
         self._phases: dict[tuple[str, str], str] = {}
         self._phases_lock = threading.Lock()
         self._offset = time.time() - time.monotonic()
@@ -551,6 +554,9 @@ class Watches:
         if kind == "DELETED":
             self.runs_gone.see(key)
             return
+        annotations = run["metadata"].get("annotations") or {}
+        if phase == Phase.RUNNING and HANDLED in annotations:  # kopf is done with its start
+            self.runs_running.see(key)
         if is_terminal(phase):
             self.runs_settled.see(key)
 

@@ -365,31 +365,24 @@ class RunLifecycle:
         end is written at once; mere progress at most every ``PROGRESS_WRITE_SECONDS`` per run
         (the run's status is no per-client log), the last of it when that interval is over.
         """
-        meta = body["metadata"]
-        streams = (body.get("status") or {}).get("streams") or {}
-        if any(
-            job.ended
-            and (meta["uid"], job.name) not in self._ended
-            and not is_terminal((streams.get(str(job.stream)) or {}).get("phase", ""))
-            for job in known.jobs(meta["namespace"], meta["name"]).values()
-        ):
-            # A Job ended: decide on the run as it is now (the worker's last words included),
-            # not on a copy that may predate them.
-            try:
-                body = self._runs.get(meta["namespace"], meta["name"])
-            except client.ApiException as exc:
-                if exc.status == 404:
-                    return
-                raise
-            meta = body["metadata"]
-        if meta.get("deletionTimestamp"):
-            return  # being terminated: its Jobs go away on purpose
-        if meta.get("generation", 1) != (body.get("status") or {}).get("observedGeneration"):
-            return  # not started yet, or a spec change (suspend) its own handler decides first
-        uid = meta["uid"]
+        uid = body["metadata"]["uid"]
         with self._following_lock:
             lock = self._following.setdefault(uid, threading.Lock())
         with lock:
+            if self._has_unfolded_end(body, known):
+                # A Job ended: decide on the run as it is now (the worker's last words included),
+                # not on a copy that may predate them.
+                try:
+                    body = self._runs.get(body["metadata"]["namespace"], body["metadata"]["name"])
+                except client.ApiException as exc:
+                    if exc.status == 404:
+                        return
+                    raise
+            meta = body["metadata"]
+            if meta.get("deletionTimestamp"):
+                return  # being terminated: its Jobs go away on purpose
+            if meta.get("generation", 1) != (body.get("status") or {}).get("observedGeneration"):
+                return  # not started yet, or a spec change (suspend) its handler decides first
             patch = kopf.Patch()
             self._reconcile(kopf.Body(cast(kopf.RawBody, dict(body))), patch, known)
             status = patch.get("status")
@@ -402,6 +395,17 @@ class RunLifecycle:
                 return
             self._runs.patch_status(meta["namespace"], meta["name"], status)
             self._progress_due[uid] = now + PROGRESS_WRITE_SECONDS
+
+    def _has_unfolded_end(self, body: Mapping[str, Any], known: Known) -> bool:
+        """One of the run's Jobs ended, and this process has not folded that end yet."""
+        meta = body["metadata"]
+        streams = (body.get("status") or {}).get("streams") or {}
+        return any(
+            job.ended
+            and (meta["uid"], job.name) not in self._ended
+            and not is_terminal((streams.get(str(job.stream)) or {}).get("phase", ""))
+            for job in known.jobs(meta["namespace"], meta["name"]).values()
+        )
 
     def _follow_later(
         self, uid: str, namespace: str, name: str, known: Known, delay: float
