@@ -434,7 +434,7 @@ class RunLifecycle:
             self._following.pop(uid, None)
             self._finished.discard(uid)
             self._progress_due.pop(uid, None)
-            for key in [key for key in self._ended if key[0] == uid]:
+            for key in [key for key in list(self._ended) if key[0] == uid]:
                 del self._ended[key]
 
     def _reconcile(self, body: Body, patch: kopf.Patch, known: Known) -> None:
