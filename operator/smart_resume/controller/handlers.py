@@ -135,7 +135,7 @@ def checkpoint_changed(
 def _follow(memo: kopf.Memo, known: Known, namespace: str, run_label: str) -> None:
     run = known.run(namespace, run_label)
     if run is not None and _is_active(run.get("status") or {}):
-        with metrics.HANDLER_DURATION.labels(handler="follow").time():
+        with metrics.HANDLER_DURATION.labels(handler="reconcile").time():
             memo.lifecycle.follow(run, known)
 
 
@@ -181,5 +181,5 @@ def run_changed(
     if type == "DELETED":
         memo.lifecycle.forget(body["metadata"]["uid"])
     elif _is_active(status):
-        with metrics.HANDLER_DURATION.labels(handler="follow").time():
+        with metrics.HANDLER_DURATION.labels(handler="reconcile").time():
             memo.lifecycle.follow(body, _known(kwargs))
