@@ -9,8 +9,8 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-stamp
 WORKER_JOB    := build/lint/worker-job.yaml
 HARNESS := PYTHONPATH=tests $(PYTHON) -m harness.controlplane
 
-.PHONY: venv test test-unit lint demo bench bench-client bench-status binaries cluster-up cluster-down \
-	cluster-status clean
+.PHONY: venv test test-unit lint demo bench bench-client bench-scale bench-status binaries \
+	cluster-up cluster-down cluster-status clean
 
 venv: $(STAMP)
 
@@ -59,6 +59,11 @@ bench: $(STAMP)
 # One client through all three tasks, realistic latencies scaled down; prints figures (~6 min).
 bench-client: $(STAMP)
 	PYTHONPATH=tests $(PY) benchmarks/client_throughput.py
+
+# The operator at scale against plain Jobs on its own local control plane (~10 min); prints
+# figures, writes benchmarks/results/scale.json, asserts nothing.
+bench-scale: $(STAMP)
+	PYTHONPATH=tests $(PY) benchmarks/scale.py $(BENCH_ARGS)
 
 # Status size and writes at 10 streams x 1,000 clients on a local control plane; prints figures.
 bench-status: $(STAMP)

@@ -74,12 +74,32 @@ class State:
         return f"https://127.0.0.1:{self.ports['apiserver']}"
 
 
-class ControlPlane:
-    """One control plane whose state and kubeconfig live in ``state_dir``."""
+AUDIT_LOG_FILE = "audit.log"
+AUDIT_POLICY = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived, ResponseStarted]
+rules:
+  - level: Metadata
+"""
+"""One audit event per request (watches when they end), with its user and user agent."""
 
-    def __init__(self, state_dir: Path) -> None:
+
+class ControlPlane:
+    """One control plane whose state and kubeconfig live in ``state_dir``.
+
+    ``controller_manager_qps`` sets the controller-manager's client rate limit (``--kube-api-qps``,
+    burst twice that; the binary's default is 20/30); ``audit`` makes the apiserver write an audit
+    log (``audit_log_path``) naming each request's user and user agent. Both serve benchmarks.
+    """
+
+    def __init__(
+        self, state_dir: Path, *, controller_manager_qps: int | None = None, audit: bool = False
+    ) -> None:
         self.state_dir = state_dir.resolve()
         self.kubeconfig = self.state_dir / KUBECONFIG_FILE
+        self._controller_manager_qps = controller_manager_qps
+        self._audit = audit
 
     # -- public -----------------------------------------------------------------------------
 
@@ -118,6 +138,9 @@ class ControlPlane:
         self._clean_stale_files()
         return state is not None
 
+    def audit_log_path(self, state: State) -> Path:
+        return Path(state.workdir) / AUDIT_LOG_FILE
+
     def status(self) -> str:
         state = self._read_state()
         if state is None:
@@ -151,6 +174,13 @@ class ControlPlane:
     def _start_apiserver(self, binary: Path, state: State) -> None:
         work = Path(state.workdir)
         (work / "tokens.csv").write_text(f'{state.token},admin,admin,"system:masters"\n')
+        audit: list[str] = []
+        if self._audit:
+            (work / "audit-policy.yaml").write_text(AUDIT_POLICY)
+            audit = [
+                f"--audit-policy-file={work / 'audit-policy.yaml'}",
+                f"--audit-log-path={self.audit_log_path(state)}",
+            ]
         self._spawn(
             "apiserver",
             state,
@@ -175,6 +205,7 @@ class ControlPlane:
                 "--allow-privileged=true",
                 "--enable-priority-and-fairness=false",
                 "--profiling=false",
+                *audit,
             ],
         )
         self._await("apiserver", state, f"{state.server}/readyz", token=state.token)
@@ -182,6 +213,8 @@ class ControlPlane:
     def _start_controller_manager(self, binary: Path, state: State) -> None:
         work = Path(state.workdir)
         port = state.ports["controller_manager"]
+        qps = self._controller_manager_qps
+        rate = [f"--kube-api-qps={qps}", f"--kube-api-burst={2 * qps}"] if qps else []
         self._spawn(
             "controller_manager",
             state,
@@ -197,6 +230,7 @@ class ControlPlane:
                 f"--root-ca-file={work / 'ca.crt'}",
                 f"--controllers={','.join(CONTROLLERS)}",
                 "--concurrent-job-syncs=10",
+                *rate,
             ],
         )
         self._await("controller_manager", state, f"https://127.0.0.1:{port}/healthz", insecure=True)

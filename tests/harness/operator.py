@@ -15,8 +15,11 @@ from harness.waiting import wait_for
 class OperatorProcess:
     """``smart-resume operator`` as a subprocess; can be stopped and restarted mid-run."""
 
-    def __init__(self, env: dict[str, str], namespace: str, log_path: Path) -> None:
+    def __init__(
+        self, env: dict[str, str], namespace: str, log_path: Path, *, verbose: bool = True
+    ) -> None:
         self._env = env
+        self._verbose = verbose
         self._namespace = namespace
         self.log_path = log_path
         self._process: subprocess.Popen[bytes] | None = None
@@ -34,7 +37,7 @@ class OperatorProcess:
                     "smart_resume.cli",
                     "--log-format",
                     "plain",
-                    "--verbose",
+                    *(["--verbose"] if self._verbose else []),
                     "operator",
                     "-n",
                     self._namespace,
@@ -59,6 +62,11 @@ class OperatorProcess:
                 self._process.kill()
                 self._process.wait()
         self._process = None
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None, "the operator is not running"
+        return self._process.pid
 
     def scrape(self) -> str:
         """The operator's ``/metrics`` page, in Prometheus' text format."""

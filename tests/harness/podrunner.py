@@ -14,6 +14,9 @@ takes those pods, so the same tests work there), does what a kubelet would:
   integration tests do;
 - when the pod is deleted, sends SIGTERM and, after the pod's grace period, SIGKILL.
 
+As a *stand-in* (benchmarks) it runs no process at all: each pod is reported ``Running`` and, unless
+``hold`` is set, ``Succeeded`` right after; held pods succeed when ``release`` lets them go.
+
 Only the first container of a pod is run; images are ignored (the process runs from this checkout).
 """
 
@@ -61,6 +64,8 @@ class LocalPod:
     started_at: float | None = None
     """``time.monotonic()`` when the process started; ``ended_at`` when it exited."""
     ended_at: float | None = None
+    exit_requested: threading.Event = dataclasses.field(default_factory=threading.Event)
+    """Stand-in pods only: released, or deleted."""
 
     @property
     def pid(self) -> int | None:
@@ -76,8 +81,17 @@ class LocalPod:
 
 class PodRunner:
     def __init__(
-        self, api: client.ApiClient, cluster: Cluster, *, base_env: Mapping[str, str], workdir: Path
+        self,
+        api: client.ApiClient,
+        cluster: Cluster,
+        *,
+        base_env: Mapping[str, str],
+        workdir: Path,
+        stand_in: bool = False,
     ) -> None:
+        self._stand_in = stand_in
+        self.hold = False
+        """Stand-in only: pods started from now on stay ``Running`` until released."""
         self._api = api
         self._core = client.CoreV1Api(api)
         self._cluster = cluster
@@ -108,6 +122,12 @@ class PodRunner:
             self._terminate(pod, grace_seconds=min(pod.grace_seconds, 5))
         for pod in pods:
             pod.finished.wait(10)
+
+    def release(self, which: Callable[[LocalPod], bool]) -> None:
+        """Stand-in only: let the held pods that ``which`` picks succeed."""
+        for pod in self.pods():
+            if which(pod):
+                pod.exit_requested.set()
 
     def kill(self, pod: LocalPod) -> None:
         """SIGKILL the pod's processes, as a node crash or an OOM kill would end them."""
@@ -177,6 +197,9 @@ class PodRunner:
     def _run(self, pod: client.V1Pod, local: LocalPod) -> None:
         container = pod.spec.containers[0]
         started = _now()
+        if self._stand_in:
+            self._stand_in_for(local, container.name, started)
+            return
         try:
             argv = _expand_argv(container, env := self._environment(pod, container))
             if not argv:
@@ -219,10 +242,20 @@ class PodRunner:
         self._report_terminated(local, container.name, local.exit_code, started)
         local.finished.set()
 
+    def _stand_in_for(self, local: LocalPod, container: str, started: str) -> None:
+        if not self.hold:
+            local.exit_requested.set()
+        self._report_running(local, container, started)
+        local.exit_requested.wait()
+        local.exit_code = 143 if local.terminating.is_set() else 0
+        self._report_terminated(local, container, local.exit_code, started)
+        local.finished.set()
+
     def _terminate(self, pod: LocalPod, *, grace_seconds: int) -> None:
         if pod.terminating.is_set():
             return
         pod.terminating.set()
+        pod.exit_requested.set()
         process = pod.process
         if process is None or process.poll() is not None:
             return

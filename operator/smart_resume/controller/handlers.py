@@ -2,11 +2,17 @@
 
 Sync handlers on purpose: they use the blocking ``kubernetes`` client, and kopf runs sync
 handlers in its thread pool instead of blocking the event loop.
+
+Following is event-driven: kopf indices (``known``) hold the runs, their Jobs and the stream
+checkpoints from the watches, and every event of a run, of one of its Jobs or of its checkpoint
+brings the run's status up to date from them. A slow timer is only a safety net; nothing lists a
+namespace, and nothing looks at a suspended or finished run.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -14,6 +20,7 @@ import kopf
 from smart_resume import resource
 from smart_resume.config import Settings
 from smart_resume.controller import metrics
+from smart_resume.controller.known import Known, job_state, run_entry
 from smart_resume.controller.lifecycle import RetryLater, RunLifecycle
 from smart_resume.controller.notifications import Notifier
 from smart_resume.controller.records import RunRecorder, records_due
@@ -26,10 +33,14 @@ from smart_resume.kube.connection import api_client
 from smart_resume.kube.runs import Runs
 from smart_resume.kube.streams import FIELD_MANAGER_OPERATOR, Checkpoints
 
-RECONCILE_INTERVAL_SECONDS = 3.0
+RECONCILE_INTERVAL_SECONDS = 300.0
+"""Safety net only: events drive following."""
 PROJECTION_INTERVAL_SECONDS = 3.0
 """How often Airtable records and e-mails due are looked at (each does nothing when none are)."""
 RUNS = (resource.GROUP, resource.VERSION, resource.PLURAL)
+JOBS = ("batch", "v1", "jobs")
+CHECKPOINTS = (resource.GROUP, resource.VERSION, resource.STREAM_PLURAL)
+OF_RUNS = {resource.LABEL_RUN: kopf.PRESENT}
 
 
 @kopf.on.startup()
@@ -40,7 +51,9 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=resource.PREFIX, key="last-handled-configuration"
     )
-    settings.posting.level = logging.INFO
+    # Events are the lifecycle's own (``lifecycle.post_normal`` and ``kopf.warn``); kopf's log
+    # lines ("Handler 'start' succeeded", ...) stay in the log instead of costing a write each.
+    settings.posting.level = logging.WARNING
     settings.execution.max_workers = 8
     operator_settings = Settings.from_env()
     if operator_settings.operator.metrics_port:
@@ -57,17 +70,47 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     memo.notifier = Notifier(mailer, runs, checkpoints, operator_settings)
 
 
-def _is_active(status: kopf.Status, **_: Any) -> bool:
+def _is_active(status: Mapping[str, Any], **_: Any) -> bool:
     return bool(status.get("runId")) and not is_terminal(status.get("phase", ""))
+
+
+def _is_followed(status: kopf.Status, spec: kopf.Spec, **_: Any) -> bool:
+    return _is_active(status) and not spec.get("suspend")
+
+
+def _known(kwargs: dict[str, Any]) -> Known:
+    return Known(kwargs["runs_index"], kwargs["jobs_index"], kwargs["checkpoints_index"])
+
+
+# -- indices: what the watches show, for every handler ---------------------------------------
+
+
+@kopf.index(*RUNS)
+def runs_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, Any]:
+    return {namespace or "": run_entry(body)}
+
+
+@kopf.index(*JOBS, labels=OF_RUNS)
+def jobs_index(
+    namespace: str | None, name: str, labels: kopf.Labels, status: kopf.Status, **_: Any
+) -> dict[Any, Any]:
+    return {(namespace or "", labels[resource.LABEL_RUN]): job_state(name, labels, status)}
+
+
+@kopf.index(*CHECKPOINTS)
+def checkpoints_index(
+    namespace: str | None, name: str, status: kopf.Status, **_: Any
+) -> dict[Any, Any]:
+    return {(namespace or "", name): dict(status)}
 
 
 @kopf.on.create(*RUNS, id="start")
 def start(
-    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger, **kwargs: Any
 ) -> None:
     try:
         with metrics.HANDLER_DURATION.labels(handler="start").time():
-            memo.lifecycle.start(body, patch, logger)
+            memo.lifecycle.start(body, patch, logger, _known(kwargs))
     except RetryLater as exc:
         raise kopf.TemporaryError(str(exc), delay=exc.delay) from exc
     except InvalidSpecError as exc:
@@ -82,11 +125,36 @@ def start(
     id="reconcile",
     interval=RECONCILE_INTERVAL_SECONDS,
     initial_delay=RECONCILE_INTERVAL_SECONDS,
-    when=_is_active,
+    when=_is_followed,
 )
-def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+def reconcile(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     with metrics.HANDLER_DURATION.labels(handler="reconcile").time():
-        memo.lifecycle.reconcile(body, patch)
+        memo.lifecycle.follow(body, _known(kwargs))
+
+
+@kopf.on.event(*JOBS, labels=OF_RUNS, id="job-changed")
+def job_changed(namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **kwargs: Any) -> None:
+    _follow(memo, _known(kwargs), namespace or "", labels[resource.LABEL_RUN])
+
+
+@kopf.on.event(*CHECKPOINTS, id="checkpoint-changed")
+def checkpoint_changed(
+    namespace: str | None, status: kopf.Status, memo: kopf.Memo, **kwargs: Any
+) -> None:
+    if status.get("owner"):
+        _follow(
+            memo,
+            _known(kwargs),
+            namespace or "",
+            resource.labels(status["owner"])[resource.LABEL_RUN],
+        )
+
+
+def _follow(memo: kopf.Memo, known: Known, namespace: str, run_label: str) -> None:
+    run = known.run(namespace, run_label)
+    if run is not None and _is_active(run.get("status") or {}):
+        with metrics.HANDLER_DURATION.labels(handler="reconcile").time():
+            memo.lifecycle.follow(run, known)
 
 
 def _records_due(status: kopf.Status, memo: kopf.Memo, **_: Any) -> bool:
@@ -111,11 +179,16 @@ def notify(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.field(*RUNS, field="spec.suspend", id="suspend", when=_is_active)
 def suspend(
-    body: kopf.Body, new: Any, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+    body: kopf.Body,
+    new: Any,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    logger: kopf.Logger,
+    **kwargs: Any,
 ) -> None:
     try:
         with metrics.HANDLER_DURATION.labels(handler="suspend").time():
-            memo.lifecycle.set_suspended(body, patch, bool(new), logger)
+            memo.lifecycle.set_suspended(body, patch, bool(new), logger, _known(kwargs))
     except RetryLater as exc:
         raise kopf.TemporaryError(str(exc), delay=exc.delay) from exc
 
@@ -136,3 +209,15 @@ def observe_phase(
         metrics.RUN_PHASES.forget(namespace, name)
     else:
         metrics.RUN_PHASES.observe(namespace, name, status.get("phase", ""))
+
+
+@kopf.on.event(*RUNS, id="run-changed")
+def run_changed(
+    type: str, body: kopf.Body, status: kopf.Status, memo: kopf.Memo, **kwargs: Any
+) -> None:
+    """A run's own change (its start written, say) may be what a Job's end waited for."""
+    if type == "DELETED":
+        memo.lifecycle.forget(body["metadata"]["uid"])
+    elif _is_active(status):
+        with metrics.HANDLER_DURATION.labels(handler="reconcile").time():
+            memo.lifecycle.follow(body, _known(kwargs))

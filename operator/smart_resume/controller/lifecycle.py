@@ -13,13 +13,15 @@ there (409), and changes nothing twice.
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextvars
 import datetime
 import json
 import os
 import threading
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, cast
 
 import kopf
 from kubernetes import client
@@ -27,6 +29,7 @@ from kubernetes import client
 from smart_resume import resource
 from smart_resume.config import Settings, forwardable_env
 from smart_resume.controller import metrics
+from smart_resume.controller.known import JobState, Known
 from smart_resume.core.checkpoint import (
     ClaimDecision,
     claim_cycle,
@@ -36,7 +39,7 @@ from smart_resume.core.checkpoint import (
 )
 from smart_resume.core.history import runs_to_prune
 from smart_resume.core.locks import LeaseDecision, LeaseObservations
-from smart_resume.core.reasons import WORKER_STOP_REASONS, StreamReason
+from smart_resume.core.reasons import StreamReason, job_end_reason
 from smart_resume.core.spec import ResumeMode, RunSpec
 from smart_resume.core.status import (
     ConditionType,
@@ -63,6 +66,10 @@ START_ATTEMPTS = 5
 START_RETRY_SECONDS = 2.0
 PROBLEMS_SHOWN = 20
 """Problem clients listed in a run's status, over all its streams."""
+PARALLEL_STARTS = 16
+"""Streams started at once, over all runs."""
+PROGRESS_WRITE_SECONDS = 5.0
+"""A run's status takes its streams' progress at most this often (their ends at once)."""
 
 
 class RetryLater(Exception):
@@ -88,11 +95,23 @@ class RunLifecycle:
         )
         self._observations = LeaseObservations()
         self._observations_lock = threading.Lock()
+        self._starts = concurrent.futures.ThreadPoolExecutor(
+            PARALLEL_STARTS, thread_name_prefix="stream-start"
+        )
+        self._following: dict[str, threading.Lock] = {}
+        self._following_lock = threading.Lock()
+        # What this process already folded: an event from a run copy older than its own write
+        # must not end a stream (or the run) twice. Forgotten when the run is deleted.
+        self._ended: dict[tuple[str, str], dict[str, Any]] = {}
+        self._finished: set[str] = set()
+        self._progress_due: dict[str, float] = {}
+        self._later: set[str] = set()
 
     # -- create -------------------------------------------------------------------------------
 
-    def start(self, body: Body, patch: kopf.Patch, logger: kopf.Logger) -> None:
-        """Plan every stream: take its Lease, claim its cycle, create its Job.
+    def start(self, body: Body, patch: kopf.Patch, logger: kopf.Logger, known: Known) -> None:
+        """Plan every stream: take its Lease, claim its cycle, create its Job; streams start
+        concurrently.
 
         Raises:
             RetryLater: when a stream waits for another run's Lease to be seen live or stale, or
@@ -113,26 +132,40 @@ class RunLifecycle:
         streams: dict[str, dict[str, Any]] = {
             key: dict(value) for key, value in (status.get("streams") or {}).items() if value
         }
-        waiting: list[str] = []
-        for stream in spec.streams:
-            key = str(stream)
-            entry = streams.get(key, {})
-            if entry.get("job") or entry.get("phase") in (Phase.SKIPPED, Phase.FAILED):
-                continue  # a re-run of this handler: this stream was already decided
-            if spec.suspend:
-                update: dict[str, Any] = {
+        undecided = [
+            stream
+            for stream in spec.streams
+            if not (
+                streams.get(str(stream), {}).get("job")
+                or streams.get(str(stream), {}).get("phase") in (Phase.SKIPPED, Phase.FAILED)
+            )  # else a re-run of this handler: this stream was already decided
+        ]
+        if spec.suspend:
+            updates = [
+                {
                     "phase": Phase.SUSPENDED,
                     "reason": StreamReason.SUSPENDED,
                     "message": "created suspended",
                     "lease": resource.lease_name(stream),
                 }
-            else:
-                update = self._start_stream(body, spec, stream, status["runId"], logger, entry)
+                for stream in undecided
+            ]
+        else:
+            updates = self._concurrently(
+                lambda stream: self._start_stream(
+                    body, spec, stream, status["runId"], logger, streams.get(str(stream), {})
+                ),
+                undecided,
+            )
+        waiting: list[str] = []
+        for stream, update in zip(undecided, updates, strict=True):
+            key = str(stream)
+            entry = streams.get(key, {})
             if update.get("phase") == Phase.PENDING:
                 waiting.append(key)
             streams[key] = {**entry, **update}
             patch.status.setdefault("streams", {})[key] = update
-        self._write_summary(body, {**status, **patch.status}, spec, streams, patch, now)
+        self._write_summary(body, {**status, **patch.status}, spec, streams, patch, now, known)
         if waiting:
             raise RetryLater(f"streams {', '.join(waiting)} wait", self._retry_delay())
 
@@ -182,7 +215,7 @@ class RunLifecycle:
             if started.get("resumedFrom")
             else ""
         )
-        kopf.info(
+        post_normal(
             body,
             reason="StreamStarted",
             message=f"stream {stream}: Job {manifest['metadata']['name']} created{resumed}",
@@ -249,7 +282,12 @@ class RunLifecycle:
         return started
 
     def _acquire(self, lock: StreamLock) -> Acquisition:
+        # Created first, outside the lock: a free stream costs one request and waits for nobody.
+        created = lock.create(_now())
         with self._observations_lock:
+            if created:
+                self._observations.forget(lock.key)
+                return Acquisition(True, LeaseDecision.CREATE)
             return lock.acquire(
                 _now(), observations=self._observations, monotonic_now=time.monotonic()
             )
@@ -307,9 +345,102 @@ class RunLifecycle:
     def _retry_delay(self) -> float:
         return float(min(self._settings.lease.renew_interval_seconds, START_RETRY_SECONDS))
 
+    def _concurrently(
+        self, start: Callable[[int], dict[str, Any]], streams: list[int]
+    ) -> list[dict[str, Any]]:
+        """``start`` for each stream in the shared pool; each call in a copy of this context, so
+        that the Events posted from the pool reach kopf's queue."""
+        if len(streams) <= 1:
+            return [start(stream) for stream in streams]
+        futures = [
+            self._starts.submit(contextvars.copy_context().run, start, stream) for stream in streams
+        ]
+        return [future.result() for future in futures]
+
     # -- follow -------------------------------------------------------------------------------
 
-    def reconcile(self, body: Body, patch: kopf.Patch) -> None:
+    def follow(self, body: Mapping[str, Any], known: Known) -> None:
+        """Bring the run's status up to what its Jobs and checkpoints say.
+
+        Called on every event of the run, of its Jobs and of its streams' checkpoints (and by a
+        slow safety-net timer), with the run as last seen: possibly older than this process's
+        own last write, which ``_ended`` and ``_finished`` make harmless. A stream's or the run's
+        end is written at once; mere progress at most every ``PROGRESS_WRITE_SECONDS`` per run
+        (the run's status is no per-client log), the last of it when that interval is over.
+        """
+        uid = body["metadata"]["uid"]
+        with self._following_lock:
+            lock = self._following.setdefault(uid, threading.Lock())
+        with lock:
+            if self._has_unfolded_end(body, known):
+                # A Job ended: decide on the run as it is now (the worker's last words included),
+                # not on a copy that may predate them.
+                try:
+                    body = self._runs.get(body["metadata"]["namespace"], body["metadata"]["name"])
+                except client.ApiException as exc:
+                    if exc.status == 404:
+                        return
+                    raise
+            meta = body["metadata"]
+            if meta.get("deletionTimestamp"):
+                return  # being terminated: its Jobs go away on purpose
+            if meta.get("generation", 1) != (body.get("status") or {}).get("observedGeneration"):
+                return  # not started yet, or a spec change (suspend) its handler decides first
+            patch = kopf.Patch()
+            self._reconcile(kopf.Body(cast(kopf.RawBody, dict(body))), patch, known)
+            status = patch.get("status")
+            if not status:
+                return
+            now = time.monotonic()
+            wait = self._progress_due.get(uid, 0.0) - now
+            if wait > 0 and not _ends_something(status):
+                self._follow_later(uid, meta["namespace"], meta["name"], known, wait)
+                return
+            self._runs.patch_status(meta["namespace"], meta["name"], status)
+            self._progress_due[uid] = now + PROGRESS_WRITE_SECONDS
+
+    def _has_unfolded_end(self, body: Mapping[str, Any], known: Known) -> bool:
+        """One of the run's Jobs ended, and this process has not folded that end yet."""
+        meta = body["metadata"]
+        streams = (body.get("status") or {}).get("streams") or {}
+        return any(
+            job.ended
+            and (meta["uid"], job.name) not in self._ended
+            and not is_terminal((streams.get(str(job.stream)) or {}).get("phase", ""))
+            for job in known.jobs(meta["namespace"], meta["name"]).values()
+        )
+
+    def _follow_later(
+        self, uid: str, namespace: str, name: str, known: Known, delay: float
+    ) -> None:
+        """One more ``follow`` of the run after ``delay``, from the index as it is then."""
+        with self._following_lock:
+            if uid in self._later:
+                return
+            self._later.add(uid)
+
+        def again() -> None:
+            with self._following_lock:
+                self._later.discard(uid)
+            run = next((r for r in known.runs(namespace) if r["metadata"]["name"] == name), None)
+            if run is not None and run["metadata"]["uid"] == uid:
+                self.follow(run, known)
+
+        context = contextvars.copy_context()  # kopf's Event queue, for Events posted then
+        timer = threading.Timer(delay, context.run, (again,))
+        timer.daemon = True
+        timer.start()
+
+    def forget(self, uid: str) -> None:
+        """Drop what this process remembers of a deleted run."""
+        with self._following_lock:
+            self._following.pop(uid, None)
+            self._finished.discard(uid)
+            self._progress_due.pop(uid, None)
+            for key in [key for key in list(self._ended) if key[0] == uid]:
+                del self._ended[key]
+
+    def _reconcile(self, body: Body, patch: kopf.Patch, known: Known) -> None:
         """Copy each stream's cycle counts from its checkpoint, fold finished Jobs into stream
         phases, release their Leases, and summarise the run."""
         status = body.get("status") or {}
@@ -318,8 +449,7 @@ class RunLifecycle:
         spec = RunSpec.from_body(body)
         now = _now()
         namespace = body["metadata"]["namespace"]
-        jobs = self._jobs_by_stream(namespace, body["metadata"]["name"])
-        checkpoints = {c["metadata"]["name"]: c for c in self._checkpoints.list(namespace)}
+        jobs = known.jobs(namespace, body["metadata"]["name"])
         streams = {
             key: dict(value) for key, value in (status.get("streams") or {}).items() if value
         }
@@ -328,7 +458,7 @@ class RunLifecycle:
             phase = stream_status.get("phase", "")
             if not stream_status.get("job"):
                 continue
-            update = self._cycle_progress(body, stream_status, checkpoints, problems, int(key))
+            update = self._cycle_progress(body, stream_status, known, problems, int(key))
             if is_terminal(phase):
                 continue  # its counts were final when it ended; only its problems are listed
             before = dict(stream_status)
@@ -338,7 +468,7 @@ class RunLifecycle:
                 update.update(ended)
                 stream_status.update(ended)
                 if ended.get("phase") in (Phase.SUCCEEDED, Phase.PARTIALLY_SUCCEEDED):
-                    checkpoint = checkpoints.get(stream_status.get("checkpoint", "")) or {}
+                    checkpoint = known.checkpoint(namespace, stream_status["checkpoint"]) or {}
                     metrics.observe_closed_cycle(decode_clients(checkpoint.get("status") or {}))
 
             changed = {k: v for k, v in update.items() if before.get(k) != v}
@@ -346,17 +476,18 @@ class RunLifecycle:
                 patch.status.setdefault("streams", {})[key] = changed
         if problems != (status.get("problemClients") or []):
             patch.status["problemClients"] = problems
-        self._write_summary(body, status, spec, streams, patch, now)
+        self._write_summary(body, status, spec, streams, patch, now, known)
 
     def _cycle_progress(
         self,
         body: Body,
         stream_status: Mapping[str, Any],
-        checkpoints: Mapping[str, Mapping[str, Any]],
+        known: Known,
         problems: list[dict[str, Any]],
         stream: int,
     ) -> dict[str, Any]:
-        checkpoint = (checkpoints.get(stream_status.get("checkpoint", "")) or {}).get("status")
+        namespace = body["metadata"]["namespace"]
+        checkpoint = known.checkpoint(namespace, stream_status.get("checkpoint", ""))
         if not checkpoint or not owns_cycle(
             checkpoint, run_uid=body["metadata"]["uid"], cycle=stream_status.get("cycle")
         ):
@@ -375,9 +506,22 @@ class RunLifecycle:
         return progress
 
     def _follow_job(
-        self, body: Body, stream: int, stream_status: dict[str, Any], job: client.V1Job | None
+        self,
+        body: Body,
+        stream: int,
+        stream_status: dict[str, Any],
+        job: JobState | None,
     ) -> dict[str, Any]:
-        job_reason = _job_ended(job) if job is not None else StreamReason.JOB_MISSING
+        meta = body["metadata"]
+        ended = self._ended.get((meta["uid"], stream_status["job"]))
+        if ended is not None:
+            return ended  # folded already; the run copy at hand predates that write
+        if job is not None:
+            job_reason = job.ended
+        elif self._jobs.exists(meta["namespace"], stream_status["job"]):
+            return {}  # created a moment ago; its first event is on its way
+        else:
+            job_reason = StreamReason.JOB_MISSING
         if job_reason is None:
             return {}
         worker_reason = stream_status.get("workerReason", "")
@@ -388,34 +532,26 @@ class RunLifecycle:
             deadline_exceeded=job_reason == StreamReason.DEADLINE_EXCEEDED
             or worker_reason == StreamReason.DEADLINE_NEAR,
         )
-        if phase in (Phase.SUCCEEDED, Phase.PARTIALLY_SUCCEEDED) or job_reason == "Complete":
-            reason = worker_reason or job_reason
-        elif job_reason == StreamReason.DEADLINE_EXCEEDED or worker_reason not in (
-            WORKER_STOP_REASONS
-        ):
-            reason = job_reason
-        else:
-            reason = worker_reason
+        reason = job_end_reason(
+            job_reason,
+            worker_reason,
+            cycle_closed=phase in (Phase.SUCCEEDED, Phase.PARTIALLY_SUCCEEDED),
+            checkpointed="clientsTotal" in stream_status,
+        )
         self._lock(body, stream).release()
         message = stream_status.get("workerMessage") or reason
-        event = kopf.info if phase == Phase.SUCCEEDED else kopf.warn
+        event = post_normal if phase == Phase.SUCCEEDED else kopf.warn
         event(
             body, reason=f"Stream{phase}", message=f"stream {stream}: {phase} ({reason}): {message}"
         )
-        return {"phase": phase, "reason": str(reason), "message": message, "current": None}
-
-    def _jobs_by_stream(self, namespace: str, run_name: str) -> dict[int, client.V1Job]:
-        jobs = (
-            client.BatchV1Api(self._api)
-            .list_namespaced_job(namespace, label_selector=resource.selector(run_name))
-            .items
-        )
-        return {_stream_of(job): job for job in jobs}
+        update = {"phase": phase, "reason": str(reason), "message": message, "current": None}
+        self._ended[(meta["uid"], stream_status["job"])] = update
+        return update
 
     # -- suspend ------------------------------------------------------------------------------
 
     def set_suspended(
-        self, body: Body, patch: kopf.Patch, suspended: bool, logger: kopf.Logger
+        self, body: Body, patch: kopf.Patch, suspended: bool, logger: kopf.Logger, known: Known
     ) -> None:
         """Stop (keeping progress and releasing Leases) or continue every unfinished stream.
 
@@ -458,12 +594,12 @@ class RunLifecycle:
             stream_status.update(update)
             patch.status.setdefault("streams", {})[key] = update
         if not waiting:
-            kopf.info(
+            post_normal(
                 body,
                 reason="Suspended" if suspended else "Resumed",
                 message="run suspended; progress kept" if suspended else "run continues",
             )
-        self._write_summary(body, status, spec, streams, patch, now)
+        self._write_summary(body, status, spec, streams, patch, now, known)
         if waiting:
             raise RetryLater(f"streams {', '.join(waiting)} wait", self._retry_delay())
 
@@ -533,6 +669,7 @@ class RunLifecycle:
         streams: Mapping[str, Mapping[str, Any]],
         patch: kopf.Patch,
         now: datetime.datetime,
+        known: Known,
     ) -> None:
         summary = summarize({"streams": streams})
         phase = run_phase(
@@ -556,25 +693,31 @@ class RunLifecycle:
             "conditions": conditions,
             "observedGeneration": body["metadata"].get("generation", 1),
         }
-        if is_terminal(phase) and not status.get("completionTime"):
+        uid = body["metadata"]["uid"]
+        if is_terminal(phase) and not status.get("completionTime") and uid not in self._finished:
             changes["completionTime"] = format_time(now)
         for key, value in changes.items():
             if status.get(key) != value:
                 patch.status[key] = value
-        if is_terminal(phase) and not is_terminal(status.get("phase", "")):
-            event = kopf.info if phase == Phase.SUCCEEDED else kopf.warn
+        if (
+            is_terminal(phase)
+            and not is_terminal(status.get("phase", ""))
+            and uid not in self._finished
+        ):
+            self._finished.add(uid)
+            event = post_normal if phase == Phase.SUCCEEDED else kopf.warn
             event(
                 body,
                 reason=f"Run{phase}",
                 message=f"run {status.get('runId', '')} {phase}: "
                 f"{summary['progress']} clients done",
             )
-            self._prune_history(body)
+            self._prune_history(body, known)
 
-    def _prune_history(self, body: Body) -> None:
+    def _prune_history(self, body: Body, known: Known) -> None:
         namespace = body["metadata"]["namespace"]
         for name in runs_to_prune(
-            self._runs.list(namespace),
+            known.runs(namespace),
             keep=self._settings.job.history_limit,
             current=body["metadata"]["name"],
         ):
@@ -595,22 +738,17 @@ class RunLifecycle:
         )
 
 
-def _stream_of(job: client.V1Job) -> int:
-    labels = (job.metadata.labels if job.metadata else None) or {}
-    return int(labels[resource.LABEL_STREAM])
+def _ends_something(status: Mapping[str, Any]) -> bool:
+    """A status change that moves a phase (a stream's or the run's), not just progress."""
+    return "phase" in status or any(
+        "phase" in stream for stream in (status.get("streams") or {}).values()
+    )
 
 
-def _job_ended(job: client.V1Job) -> str | None:
-    """``None`` while the Job runs; else the reason it ended (``Complete``,
-    ``DeadlineExceeded``, ...)."""
-    for condition in (job.status.conditions if job.status else None) or []:
-        if condition.status != "True":
-            continue
-        if condition.type == "Complete":
-            return StreamReason.COMPLETE
-        if condition.type == "Failed":
-            return condition.reason or StreamReason.FAILED
-    return None
+def post_normal(body: Body, *, reason: str, message: str) -> None:
+    """A ``Normal`` Event on the run, whatever kopf's posting level (which keeps kopf's own log
+    lines out of Events)."""
+    kopf.event(body, type="Normal", reason=reason, message=message)
 
 
 def _api_error(exc: client.ApiException) -> str:

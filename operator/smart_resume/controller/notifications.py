@@ -93,8 +93,9 @@ class Notifier:
     ) -> bool:
         body = cast(kopf.Body, run)
         if self._mailer is None:
-            event = kopf.info if alert.kind is AlertKind.RUN_REPORT else kopf.warn
-            event(body, reason=alert.kind.value, message=alert.subject)
+            # kopf.event, not kopf.info: a Normal Event whatever kopf's posting level.
+            kind = "Normal" if alert.kind is AlertKind.RUN_REPORT else "Warning"
+            kopf.event(body, type=kind, reason=alert.kind.value, message=alert.subject)
             log.warning(
                 "alert (no e-mail recipient)", extra={"key": alert.key, "subject": alert.subject}
             )

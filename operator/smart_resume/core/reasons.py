@@ -33,6 +33,7 @@ class StreamReason(StrEnum):
     SUSPENDED = "Suspended"
     RESUMED = "Resumed"
     JOB_MISSING = "JobMissing"
+    JOB_ENDED_WITHOUT_CHECKPOINT = "JobEndedWithoutCheckpoint"  # no worker ever reported
     DEADLINE_EXCEEDED = "DeadlineExceeded"  # the Job's activeDeadlineSeconds
     COMPLETE = "Complete"  # the Job completed without a worker reason
     FAILED = "Failed"  # the Job failed without a better reason
@@ -50,3 +51,26 @@ WORKER_STOP_REASONS: Final = frozenset(
     }
 )
 """Reasons a worker records when it stops on purpose: more telling than its Job's condition."""
+
+
+def job_end_reason(
+    job_reason: str, worker_reason: str, *, cycle_closed: bool, checkpointed: bool
+) -> str:
+    """Why a stream ended, once its Job did: the worker's reason when it says more.
+
+    Args:
+        job_reason: how the Job ended (``Complete``, ``DeadlineExceeded``, ``JobMissing``, ...).
+        worker_reason: what the worker recorded when it stopped; empty if it never did.
+        cycle_closed: every client of the cycle is closed.
+        checkpointed: the cycle's checkpoint has been written by a worker (it knows its clients).
+    """
+    if not (worker_reason or checkpointed) and job_reason not in (
+        StreamReason.DEADLINE_EXCEEDED,
+        StreamReason.JOB_MISSING,
+    ):
+        return StreamReason.JOB_ENDED_WITHOUT_CHECKPOINT
+    if cycle_closed or job_reason == StreamReason.COMPLETE:
+        return worker_reason or job_reason
+    if job_reason == StreamReason.DEADLINE_EXCEEDED or worker_reason not in WORKER_STOP_REASONS:
+        return job_reason
+    return worker_reason

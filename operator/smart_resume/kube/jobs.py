@@ -150,6 +150,15 @@ class Jobs:
             raise
         return True
 
+    def exists(self, namespace: str, name: str) -> bool:
+        try:
+            self._batch.read_namespaced_job(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
     def set_suspended(self, namespace: str, name: str, suspended: bool) -> None:
         self._batch.patch_namespaced_job(name, namespace, {"spec": {"suspend": suspended}})
 

@@ -59,6 +59,8 @@ class StreamLock:
         self.namespace = namespace
         self.stream = stream
         self.name = resource.lease_name(stream)
+        self.key = f"{namespace}/{self.name}"
+        """What ``LeaseObservations`` know this Lease by."""
         self.holder = holder
         self.duration_seconds = duration_seconds
         self._owner = owner
@@ -72,7 +74,7 @@ class StreamLock:
     ) -> Acquisition:
         """Take the Lease for our holder; another run's only once ``observations`` say it is
         stale (unchanged for its duration on this process's monotonic clock)."""
-        key = f"{self.namespace}/{self.name}"
+        key = self.key
         for _ in range(_ATTEMPTS):
             current, version = self._read()
             observation = (
@@ -112,6 +114,17 @@ class StreamLock:
             return Acquisition(True, decision, current)
         current, _ = self._read()
         return Acquisition(False, LeaseDecision.HELD, current)
+
+    def create(self, now: datetime.datetime) -> bool:
+        """Create the Lease for our holder in one request; ``False`` when it exists already
+        (ours, live or stale: ``acquire`` then reads and decides)."""
+        try:
+            self._create(now)
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
 
     def renew(self, now: datetime.datetime) -> bool:
         """Renew our hold; ``False`` when the Lease is gone or another run holds it now."""
