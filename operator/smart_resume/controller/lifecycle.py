@@ -468,8 +468,8 @@ class RunLifecycle:
                 update.update(ended)
                 stream_status.update(ended)
                 if ended.get("phase") in (Phase.SUCCEEDED, Phase.PARTIALLY_SUCCEEDED):
-                    checkpoint = known.checkpoint(namespace, stream_status["checkpoint"]) or {}
-                    metrics.observe_closed_cycle(decode_clients(checkpoint.get("status") or {}))
+                    checkpoint = known.checkpoint(namespace, stream_status["checkpoint"])
+                    metrics.observe_closed_cycle(decode_clients(checkpoint or {}))
 
             changed = {k: v for k, v in update.items() if before.get(k) != v}
             if changed:
