@@ -11,6 +11,8 @@ import pytest
 from kubernetes import client
 
 from cluster.conftest import OPERATOR_NAMESPACE
+from harness import manifests
+from harness.cluster import RESTRICTED_POD_SECURITY
 from harness.operator import OperatorProcess
 from harness.waiting import wait_for
 from smart_resume import resource
@@ -55,7 +57,10 @@ def test_run_ids__two_namespaces_restart_and_deletion_never_reuse_one(
     gets an ID never handed out before."""
     core = client.CoreV1Api(api_client)
     other = f"{run_namespace}-b"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=other)))
+    core.create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=other, labels=RESTRICTED_POD_SECURITY))
+    )
+    manifests.apply(api_client, manifests.load("runs/rbac.yaml", namespace=other))  # served too
     operators = [
         OperatorProcess(operator_env, ns, tmp_path / f"operator-{ns}.log").start()
         for ns in (run_namespace, other)

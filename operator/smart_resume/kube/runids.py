@@ -10,6 +10,8 @@ dies before writing it into its run's status is skipped, never reused.
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable
 from datetime import date
 from typing import Final
@@ -22,6 +24,8 @@ from smart_resume.core.runid import next_run_id
 COUNTER_NAME: Final = "smart-resume-run-ids"
 LAST_KEY: Final = "last"
 ATTEMPTS: Final = 20
+BACKOFF_SECONDS: Final = 0.02
+"""First bound of the random wait after a lost race; it doubles, so racers spread out."""
 
 
 class RunIdCounter:
@@ -44,7 +48,9 @@ class RunIdCounter:
         Raises:
             RuntimeError: the counter kept changing under us for ``ATTEMPTS`` tries.
         """
-        for _ in range(ATTEMPTS):
+        for attempt in range(ATTEMPTS):
+            if attempt:  # lost a race: wait a random while, so that racers do not collide again
+                time.sleep(random.uniform(0, BACKOFF_SECONDS * 2 ** min(attempt, 6)))
             counter = self._read_or_create()
             data = counter.data or {}
             run_id = next_run_id([data.get(LAST_KEY, "")], self._today())
