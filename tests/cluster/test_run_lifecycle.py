@@ -675,6 +675,7 @@ def test_run__odd_clients_records_are_recorded_and_the_rest_carries_on(
     status, Events and every worker log line stay intact."""
     from cluster.conftest import MASTER_BASE
     from fakes.records import client_record
+    from smart_resume.core.checkpoint import decode_clients
     from smart_resume.integrations.airtable_fields import ClientsTable
 
     airtable.add_client(AWKWARD_ID, 1, name=AWKWARD_NAME)
@@ -690,13 +691,23 @@ def test_run__odd_clients_records_are_recorded_and_the_rest_carries_on(
 
     run = wait_phase(api_client, run_namespace, "odd", {"PartiallySucceeded", "Failed"})
 
-    first, second = (run["status"]["streams"][n]["clients"] for n in ("1", "2"))
-    assert first[AWKWARD_ID]["name"] == AWKWARD_NAME
+    checkpoints = [
+        client.CustomObjectsApi(api_client).get_namespaced_custom_object(
+            resource.GROUP,
+            resource.VERSION,
+            run_namespace,
+            resource.STREAM_PLURAL,
+            run["status"]["streams"][n]["checkpoint"],
+        )["status"]
+        for n in ("1", "2")
+    ]
+    (first, second) = (decode_clients(checkpoint) for checkpoint in checkpoints)
+    (first_problems, second_problems) = (c.get("problems") or {} for c in checkpoints)
     assert first[AWKWARD_ID]["state"] == second["plain-talent"]["state"] == "Completed"
     assert first["stream-less"]["state"] == "Quarantined"
-    assert "Processing Stream is 'two', not a stream number" in first["stream-less"]["message"]
+    assert "Processing Stream is 'two', not a stream number" in first_problems["stream-less"]
     assert second["twin"]["state"] == "Quarantined"
-    assert "Client ID 'twin' is used by 2 Clients records" in second["twin"]["message"]
+    assert "Client ID 'twin' is used by 2 Clients records" in second_problems["twin"]
     assert set(first) | set(second) == set(clients), "every client recorded, each once"
     events = client.CoreV1Api(api_client).list_namespaced_event(run_namespace).items
     assert any(e.reason == "StreamPartiallySucceeded" for e in events)

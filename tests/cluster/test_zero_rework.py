@@ -405,14 +405,14 @@ def test_skewed_clock_neither_loses_a_live_lease_nor_keeps_a_dead_one(
             api_client, run_namespace, "polite", {"Skipped", "Succeeded"}, timeout=30
         )
     assert polite["status"]["streams"]["1"]["reason"] == "LockHeld", polite["status"]
-    time.sleep(7)  # the scenario, not a synchronisation: the holder is dead for a Lease duration
-    created_at = time.monotonic()
+    # The scenario, not a synchronisation: the holder is dead for more than a Lease duration. A
+    # renewTime 10 minutes ahead would look live for 10 more minutes to a comparison of clocks;
+    # the operator, watching it stay unchanged on its own clock, takes it over.
+    time.sleep(7)
     create_run(api_client, run_namespace, "taker", streams=[1])
     taker = wait_phase(api_client, run_namespace, "taker", {"Succeeded", "Skipped"}, timeout=60)
-    waited = time.monotonic() - created_at
     assert taker["status"]["phase"] == "Succeeded", taker["status"]
     assert "StaleLockTakenOver" in [e.reason for e in _events(api_client, run_namespace, "taker")]
-    assert waited >= 6, "taken over only once the operator saw it unchanged for its duration"
     assert_invariants(
         api_client,
         run_namespace,
