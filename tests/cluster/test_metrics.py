@@ -34,7 +34,8 @@ def test_metrics__move_with_a_run(
 ) -> None:
     """Runs by phase follow the run; its closed cycle counts each client task once, with its
     duration; handler latencies count the start and the reconciles."""
-    airtable.add_client("acme-recruiting", 1, task_seconds=1.0)
+    # Slow enough to be seen Running: the operator writes mere progress at most every 5 s.
+    airtable.add_client("acme-recruiting", 1, task_seconds=3.0)
     assert _value(operator, "smart_resume_runs", phase="Running") == 0
     create_run(api_client, run_namespace, "scraped", streams=[1])
 

@@ -29,6 +29,7 @@ from harness.operator import OperatorProcess
 from harness.waiting import wait_for
 from smart_resume import resource
 from smart_resume.core.alerts import AlertKind
+from support.admission import allow_jobs, deny_jobs
 from support.runs import create_run, get_run, wait_phase
 
 pytestmark = pytest.mark.cluster
@@ -80,78 +81,6 @@ def _stale_lease(api: client.ApiClient, namespace: str, stream: int) -> None:
     )
 
 
-ADMISSION = ("admissionregistration.k8s.io", "v1")
-
-
-def _deny_jobs_of_streams(api: client.ApiClient, namespace: str, streams: list[str]) -> None:
-    """A ValidatingAdmissionPolicy (CEL, enforced by the API server) denying the Jobs of these
-    streams in ``namespace``; returns once a dry-run create is denied."""
-    name = f"no-stream-jobs-{namespace}"
-    label = resource.LABEL_STREAM
-    objects = client.CustomObjectsApi(api)
-    rule = {"apiGroups": ["batch"], "apiVersions": ["v1"], "operations": ["CREATE"]}
-    objects.create_cluster_custom_object(
-        *ADMISSION,
-        "validatingadmissionpolicies",
-        {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingAdmissionPolicy",
-            "metadata": {"name": name},
-            "spec": {
-                "failurePolicy": "Fail",
-                "matchConstraints": {"resourceRules": [{**rule, "resources": ["jobs"]}]},
-                "validations": [
-                    {
-                        "expression": f"!(has(object.metadata.labels) && '{label}' in "
-                        f"object.metadata.labels && object.metadata.labels['{label}'] in "
-                        f"{json.dumps(streams)})",
-                        "message": "Jobs of these streams are not admitted here",
-                    }
-                ],
-            },
-        },
-    )
-    objects.create_cluster_custom_object(
-        *ADMISSION,
-        "validatingadmissionpolicybindings",
-        {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingAdmissionPolicyBinding",
-            "metadata": {"name": name},
-            "spec": {
-                "policyName": name,
-                "validationActions": ["Deny"],
-                "matchResources": {
-                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
-                },
-            },
-        },
-    )
-    probe = {
-        "metadata": {"name": "probe", "labels": {label: streams[0]}},
-        "spec": {
-            "template": {
-                "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "x"}]}
-            }
-        },
-    }
-
-    def denied() -> bool:
-        try:
-            client.BatchV1Api(api).create_namespaced_job(namespace, probe, dry_run="All")
-        except client.ApiException as exc:
-            return exc.status in (403, 422)
-        return False
-
-    wait_for(denied, timeout=30, what="the admission policy to deny the streams' Jobs")
-
-
-def _allow_jobs(api: client.ApiClient, namespace: str) -> None:
-    objects = client.CustomObjectsApi(api)
-    for plural in ("validatingadmissionpolicybindings", "validatingadmissionpolicies"):
-        objects.delete_cluster_custom_object(*ADMISSION, plural, f"no-stream-jobs-{namespace}")
-
-
 def test_alerts__every_kind_arrives_once_across_an_operator_restart(
     api_client: client.ApiClient,
     run_namespace: str,
@@ -171,7 +100,7 @@ def test_alerts__every_kind_arrives_once_across_an_operator_restart(
     airtable.add_client("b-quick", 1, task_seconds=0.3)
     for n in range(30):
         airtable.add_client(f"c-{n:02d}", 2, task_seconds=0.3)
-    _deny_jobs_of_streams(api_client, run_namespace, ["3", "4"])
+    deny_jobs(api_client, run_namespace, streams=["3", "4"])
     _stale_lease(api_client, run_namespace, 3)
     rate_limited = Response.json({"errors": [{"error": "RATE_LIMIT_REACHED"}]}, 429)
     airtable.fake.fail_next(rate_limited, times=4, path_contains=f"/v0/{MASTER_BASE}/Job")
@@ -201,7 +130,7 @@ def test_alerts__every_kind_arrives_once_across_an_operator_restart(
         first = get_run(api_client, run_namespace, "alerts")
     finally:
         operator.stop()
-        _allow_jobs(api_client, run_namespace)
+        allow_jobs(api_client, run_namespace)
 
     kinds = _kinds(smtp)
     subjects = smtp.subjects()

@@ -25,6 +25,7 @@ from harness.operator import OperatorProcess
 from harness.podrunner import PodRunner
 from harness.waiting import wait_for
 from smart_resume import resource
+from support.admission import allow_jobs, deny_jobs
 from support.fake_tasks import read_log
 from support.runs import create_run, get_run, patch_spec, wait_phase
 
@@ -425,80 +426,6 @@ def test_skewed_clock_neither_loses_a_live_lease_nor_keeps_a_dead_one(
 # -- case 5: a start that cannot complete -------------------------------------------------------
 
 
-ADMISSION = ("admissionregistration.k8s.io", "v1")
-
-
-def _deny_jobs(api: client.ApiClient, namespace: str) -> None:
-    """A ValidatingAdmissionPolicy (CEL, enforced by the API server) that denies every Job in
-    ``namespace``; returns once the API server enforces it (a dry-run create is denied)."""
-    objects = client.CustomObjectsApi(api)
-    objects.create_cluster_custom_object(
-        *ADMISSION,
-        "validatingadmissionpolicies",
-        {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingAdmissionPolicy",
-            "metadata": {"name": f"no-jobs-{namespace}"},
-            "spec": {
-                "failurePolicy": "Fail",
-                "matchConstraints": {
-                    "resourceRules": [
-                        {
-                            "apiGroups": ["batch"],
-                            "apiVersions": ["v1"],
-                            "operations": ["CREATE"],
-                            "resources": ["jobs"],
-                        }
-                    ]
-                },
-                "validations": [{"expression": "false", "message": "Jobs are not admitted here"}],
-            },
-        },
-    )
-    objects.create_cluster_custom_object(
-        *ADMISSION,
-        "validatingadmissionpolicybindings",
-        {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingAdmissionPolicyBinding",
-            "metadata": {"name": f"no-jobs-{namespace}"},
-            "spec": {
-                "policyName": f"no-jobs-{namespace}",
-                "validationActions": ["Deny"],
-                "matchResources": {
-                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
-                },
-            },
-        },
-    )
-    probe = {
-        "metadata": {"name": "probe"},
-        "spec": {
-            "template": {
-                "spec": {
-                    "restartPolicy": "Never",
-                    "containers": [{"name": "c", "image": "unused"}],
-                }
-            }
-        },
-    }
-
-    def denied() -> bool:
-        try:
-            client.BatchV1Api(api).create_namespaced_job(namespace, probe, dry_run="All")
-        except client.ApiException as exc:
-            return exc.status in (403, 422)
-        return False
-
-    wait_for(denied, timeout=30, what="the admission policy to deny Jobs")
-
-
-def _allow_jobs(api: client.ApiClient, namespace: str) -> None:
-    objects = client.CustomObjectsApi(api)
-    for plural in ("validatingadmissionpolicybindings", "validatingadmissionpolicies"):
-        objects.delete_cluster_custom_object(*ADMISSION, plural, f"no-jobs-{namespace}")
-
-
 def test_start_that_cannot_create_its_job_gives_up_and_frees_the_stream(
     api_client: client.ApiClient,
     run_namespace: str,
@@ -508,12 +435,12 @@ def test_start_that_cannot_create_its_job_gives_up_and_frees_the_stream(
     """Case 5. When admission denies the stream's Job, the start gives up after bounded retries:
     Warning Event, Succeeded=False, the stream Failed with StartFailed, its Lease released."""
     airtable.add_client("acme-recruiting", 1)
-    _deny_jobs(api_client, run_namespace)
+    deny_jobs(api_client, run_namespace)
     try:
         create_run(api_client, run_namespace, "blocked", streams=[1])
         run = wait_phase(api_client, run_namespace, "blocked", {"Failed"}, timeout=90)
     finally:
-        _allow_jobs(api_client, run_namespace)
+        allow_jobs(api_client, run_namespace)
     stream = run["status"]["streams"]["1"]
     assert (stream["phase"], stream["reason"]) == ("Failed", "StartFailed"), stream
     assert "Jobs are not admitted here" in stream["message"]
