@@ -53,6 +53,7 @@ from smart_resume.integrations.airtable_fields import (
 )
 from smart_resume.integrations.apify import Post
 from smart_resume.reporting import print_report
+from support.runs import events
 
 REPO = Path(__file__).resolve().parents[1]
 NAMESPACE = "smart-resume-demo"
@@ -236,13 +237,9 @@ def _profile_url(lead: dict[str, Any]) -> str:
 
 def _events(api: client.ApiClient, name: str) -> None:
     say(f"kubectl describe srr {name}")
-    events = (
-        client.CoreV1Api(api)
-        .list_namespaced_event(NAMESPACE, field_selector=f"involvedObject.name={name}")
-        .items
-    )
     for event in sorted(
-        events, key=lambda e: (e.metadata.creation_timestamp, int(e.metadata.resource_version))
+        events(api, NAMESPACE, name),
+        key=lambda e: (e.metadata.creation_timestamp, int(e.metadata.resource_version)),
     ):
         print(f"    {event.type:<8}{event.reason:<22}{event.message}"[:104])
 

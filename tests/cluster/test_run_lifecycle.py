@@ -3,7 +3,6 @@ runner."""
 
 from __future__ import annotations
 
-import collections
 import json
 
 import pytest
@@ -12,29 +11,27 @@ from kubernetes import client
 from cluster.conftest import Airtable
 from harness.operator import OperatorProcess
 from harness.podrunner import PodRunner
+from harness.tables import get_table
 from harness.waiting import wait_for
 from smart_resume import resource
-from support.fake_tasks import read_log
-from support.runs import create_run, cycle_clients, get_checkpoint, get_run, patch_spec, wait_phase
+from support.fake_tasks import completions, read_log
+from support.runs import (
+    create_run,
+    cycle_clients,
+    events,
+    get_checkpoint,
+    get_run,
+    patch_spec,
+    wait_phase,
+)
 
 pytestmark = pytest.mark.cluster
 
 TASKS = ["lead_scoring", "post_harvesting", "post_scoring"]
 
 
-def _completions(task_log: object) -> collections.Counter[tuple[str, str]]:
-    return collections.Counter(
-        (c, t) for event, _, c, t in read_log(str(task_log)) if event == "completed"
-    )
-
-
 def _events(api: client.ApiClient, namespace: str, name: str) -> list[str]:
-    events = (
-        client.CoreV1Api(api)
-        .list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}")
-        .items
-    )
-    return [event.reason for event in events]
+    return [event.reason for event in events(api, namespace, name)]
 
 
 def test_run__three_streams_succeed(
@@ -76,25 +73,12 @@ def test_run__three_streams_succeed(
             assert client_entry["attempts"] == 1
             assert [client_entry["tasks"][t]["state"] for t in TASKS] == ["Completed"] * 3
             assert client_entry["tasks"]["lead_scoring"]["examined"] == 2
-    done = _completions(task_log)
+    done = completions(task_log)
     assert set(done.values()) == {1}
     assert len(done) == 5 * 3
     assert {"StreamStarted", "RunSucceeded"} <= set(_events(api_client, run_namespace, "nightly"))
     leases = client.CoordinationV1Api(api_client).list_namespaced_lease(run_namespace).items
     assert leases == [], "every stream Lease is released when its Job ends"
-
-
-def _table(api: client.ApiClient, namespace: str) -> tuple[list[str], list[list[object]]]:
-    """What `kubectl get srr` prints: the server-side Table of the printer columns."""
-    method, url, headers, body, _ = api.param_serialize(
-        "GET",
-        f"/apis/{resource.GROUP}/{resource.VERSION}/namespaces/{namespace}/{resource.PLURAL}",
-        header_params={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"},
-        auth_settings=["BearerToken"],
-    )
-    response = json.loads(api.call_api(method, url, header_params=headers, body=body).read())
-    columns = [c["name"] for c in response["columnDefinitions"] if c.get("priority", 0) == 0]
-    return columns, [row["cells"][: len(columns)] for row in response["rows"]]
 
 
 def test_run__printer_columns_show_progress(
@@ -104,7 +88,8 @@ def test_run__printer_columns_show_progress(
     airtable.add_client("acme-recruiting", 1)
     create_run(api_client, run_namespace, "columns", streams=[1])
     wait_phase(api_client, run_namespace, "columns", {"Succeeded"})
-    columns, rows = _table(api_client, run_namespace)
+    path = f"/apis/{resource.GROUP}/{resource.VERSION}/namespaces/{run_namespace}/{resource.PLURAL}"
+    columns, rows = get_table(api_client, path)
     assert columns == ["Name", "Phase", "Streams", "Progress", "Current", "Age"]
     assert rows[0][:4] == ["columns", "Succeeded", "1/1", "1/1"]
 
@@ -138,7 +123,7 @@ def test_run__deadline_cut_then_resumed_without_repeats(
     assert stream["resumedFrom"] == "first"
     assert stream["cycle"] == first_stream["cycle"] == first["status"]["runId"]
     assert second["status"]["progress"] == f"{len(ids)}/{len(ids)}"
-    done = _completions(task_log)
+    done = completions(task_log)
     assert len(done) == len(ids) * 3 and set(done.values()) == {1}, done
     runs_of = {
         c: {r for e, r, c2, _ in read_log(str(task_log)) if c2 == c and e == "completed"}
@@ -183,7 +168,7 @@ def test_run__hanging_client_times_out_and_is_quarantined(
         i for i, (e, _, c, _) in enumerate(log) if (e, c) == ("completed", "cedar-talent")
     )
     assert len(hung_starts) == 2 and hung_starts[1] > cedar_done, "the retry comes after the rest"
-    assert _completions(task_log)[("blue-harbor", "lead_scoring")] == 1, (
+    assert completions(task_log)[("blue-harbor", "lead_scoring")] == 1, (
         "a retry resumes, never repeats"
     )
     assert run["status"]["totals"]["quarantined"] == 1
@@ -209,7 +194,7 @@ def test_run__two_runs_race_for_one_stream(
     assert "LockHeld" in _events(api_client, run_namespace, loser["metadata"]["name"])
     jobs = client.BatchV1Api(api_client).list_namespaced_job(run_namespace).items
     assert len(jobs) == 1
-    assert set(_completions(task_log).values()) == {1}
+    assert set(completions(task_log).values()) == {1}
 
 
 def _stale_lease(api: client.ApiClient, namespace: str) -> None:
@@ -259,7 +244,7 @@ def test_run__stale_lease_is_taken_over_by_exactly_one_racer(
     assert sorted([a["status"]["phase"], b["status"]["phase"]]) == ["Skipped", "Succeeded"]
     winner = a if a["status"]["phase"] == "Succeeded" else b
     assert "StaleLockTakenOver" in _events(api_client, run_namespace, winner["metadata"]["name"])
-    assert set(_completions(task_log).values()) == {1}
+    assert set(completions(task_log).values()) == {1}
 
 
 def _stream(api: client.ApiClient, namespace: str, name: str) -> dict[str, object]:
@@ -361,7 +346,7 @@ def test_run__suspend_keeps_progress_and_resume_continues(
     patch_spec(api_client, run_namespace, "pausable", suspend=False)
     run = wait_phase(api_client, run_namespace, "pausable", {"Succeeded"})
     assert run["status"]["progress"] == "3/3"
-    done = _completions(task_log)
+    done = completions(task_log)
     assert len(done) == 9 and set(done.values()) == {1}, done
 
 
@@ -384,7 +369,7 @@ def test_run__operator_restart_mid_run(
     assert run["status"]["progress"] == "3/3"
     jobs = client.BatchV1Api(api_client).list_namespaced_job(run_namespace).items
     assert [j.metadata.name for j in jobs] == [resource.job_name("survivor", 1)]
-    assert set(_completions(task_log).values()) == {1}
+    assert set(completions(task_log).values()) == {1}
     assert progress_before.get("job") == run["status"]["streams"]["1"]["job"]
 
 
@@ -525,7 +510,7 @@ def test_run__created_suspended_starts_when_unsuspended(
     patch_spec(api_client, run_namespace, "later", suspend=False)
     run = wait_phase(api_client, run_namespace, "later", {"Succeeded"})
     assert run["status"]["progress"] == "1/1"
-    assert set(_completions(task_log).values()) == {1}
+    assert set(completions(task_log).values()) == {1}
 
 
 @pytest.mark.parametrize("case", ["as-is", "trailing-newline", "echoed-at-the-snippet-cut"])

@@ -26,8 +26,8 @@ from harness.podrunner import PodRunner
 from harness.waiting import wait_for
 from smart_resume import resource
 from support.admission import allow_jobs, deny_jobs
-from support.fake_tasks import read_log
-from support.runs import create_run, get_run, patch_spec, wait_phase
+from support.fake_tasks import completions, read_log
+from support.runs import create_run, events, get_run, patch_spec, wait_phase
 
 pytestmark = pytest.mark.cluster
 
@@ -36,12 +36,6 @@ TERMINAL_CLIENT_STATES = {"Completed", "Quarantined"}
 
 
 # -- invariants ---------------------------------------------------------------------------------
-
-
-def _completions(task_log: Path) -> collections.Counter[tuple[str, str]]:
-    return collections.Counter(
-        (c, t) for event, _, c, t in read_log(str(task_log)) if event == "completed"
-    )
 
 
 def _cycle(api: client.ApiClient, namespace: str, stream: int) -> dict[str, str]:
@@ -70,7 +64,7 @@ def assert_invariants(
     checked = set().union(*finished_streams.values()) if finished_streams else None
     twice = {
         key: n
-        for key, n in _completions(task_log).items()
+        for key, n in completions(task_log).items()
         if n > 1 and (checked is None or key[0] in checked)
     }
     assert twice == {}, f"work done twice: {twice}; log: {read_log(str(task_log))}"
@@ -89,14 +83,6 @@ def assert_invariants(
         lives.sort()
         for (_, end), (start, _) in zip(lives, lives[1:], strict=False):
             assert start >= end, f"two live workers on stream {stream}: {lives}"
-
-
-def _events(api: client.ApiClient, namespace: str, name: str) -> list[client.CoreV1Event]:
-    return list(
-        client.CoreV1Api(api)
-        .list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}")
-        .items
-    )
 
 
 def _add_clients(airtable: Airtable, stream: int, ids: list[str], seconds: float) -> None:
@@ -259,7 +245,7 @@ def test_deleting_a_run_mid_cycle_keeps_its_progress_for_the_next_run(
     run = wait_phase(api_client, run_namespace, "continuing", {"Succeeded"})
     assert run["status"]["streams"]["1"]["resumedFrom"] == "deleted"
     assert run["status"]["progress"] == f"{len(IDS)}/{len(IDS)}"
-    assert len(_completions(task_log)) == len(IDS) * 3
+    assert len(completions(task_log)) == len(IDS) * 3
     assert_invariants(
         api_client, run_namespace, task_log, pod_runner, finished_streams={1: set(IDS)}
     )
@@ -291,7 +277,7 @@ def test_pruning_runs_of_other_streams_keeps_an_unfinished_cycle(
             clientTimeoutSeconds=7,
         )
         wait_phase(api_client, run_namespace, "cut", {"TimedOut"}, timeout=60)
-        done_before = _completions(task_log)
+        done_before = completions(task_log)
         assert 0 < len(done_before) < len(IDS) * 3
         for name in ("other-a", "other-b"):
             create_run(api_client, run_namespace, name, streams=[2], resume="Fresh")
@@ -339,14 +325,14 @@ def test_unsuspended_run_never_continues_a_cycle_a_later_run_finished(
     )
     create_run(api_client, run_namespace, "newer", streams=[1])
     wait_phase(api_client, run_namespace, "newer", {"Succeeded"})
-    done = _completions(task_log)
+    done = completions(task_log)
 
     patch_spec(api_client, run_namespace, "old", suspend=False)
     old = wait_phase(
         api_client, run_namespace, "old", {"Skipped", "Succeeded", "PartiallySucceeded", "Failed"}
     )
     assert old["status"]["streams"]["1"]["reason"] == "CycleTakenOver", old["status"]
-    assert _completions(task_log) == done, "nothing done again after unsuspending"
+    assert completions(task_log) == done, "nothing done again after unsuspending"
     assert_invariants(
         api_client, run_namespace, task_log, pod_runner, finished_streams={1: set(IDS[:3])}
     )
@@ -413,7 +399,7 @@ def test_skewed_clock_neither_loses_a_live_lease_nor_keeps_a_dead_one(
     create_run(api_client, run_namespace, "taker", streams=[1])
     taker = wait_phase(api_client, run_namespace, "taker", {"Succeeded", "Skipped"}, timeout=60)
     assert taker["status"]["phase"] == "Succeeded", taker["status"]
-    assert "StaleLockTakenOver" in [e.reason for e in _events(api_client, run_namespace, "taker")]
+    assert "StaleLockTakenOver" in [e.reason for e in events(api_client, run_namespace, "taker")]
     assert_invariants(
         api_client,
         run_namespace,
@@ -446,7 +432,7 @@ def test_start_that_cannot_create_its_job_gives_up_and_frees_the_stream(
     assert "Jobs are not admitted here" in stream["message"]
     condition = next(c for c in run["status"]["conditions"] if c["type"] == "Succeeded")
     assert condition["status"] == "False"
-    warnings = [e for e in _events(api_client, run_namespace, "blocked") if e.type == "Warning"]
+    warnings = [e for e in events(api_client, run_namespace, "blocked") if e.type == "Warning"]
     assert "StartFailed" in [e.reason for e in warnings]
     leases = client.CoordinationV1Api(api_client).list_namespaced_lease(run_namespace).items
     assert leases == [], "the stream's Lease is released"
@@ -503,7 +489,7 @@ def test_retried_pod_gets_only_what_is_left_of_the_jobs_deadline(
     starts = collections.Counter(
         (c, t) for event, _, c, t in read_log(str(task_log)) if event == "started"
     )
-    done = _completions(task_log)
+    done = completions(task_log)
     unfinished = [key for key in starts if key not in done]
     assert len(unfinished) <= 1, f"only the killed client's task was cut: {unfinished}"
     assert_invariants(api_client, run_namespace, task_log, pod_runner, finished_streams={})
@@ -673,9 +659,9 @@ def test_worker_cut_off_from_the_api_server_stops_before_another_run_takes_over(
     (isolated_pod,) = [p for p in pod_runner.pods(run_namespace) if p.name.startswith("isolated")]
     assert "renew deadline passed" in isolated_pod.log_text()
     assert "StaleLockTakenOver" in [
-        e.reason for e in _events(api_client, run_namespace, "successor")
+        e.reason for e in events(api_client, run_namespace, "successor")
     ]
     # What the cut-off worker did after its last checkpoint could not be recorded: only the
     # client in flight at the cut may be done again (real tasks then select nothing to pay for).
-    twice = {key for key, n in _completions(task_log).items() if n > 1}
+    twice = {key for key, n in completions(task_log).items() if n > 1}
     assert {client_id for client_id, _ in twice} <= {in_flight}, twice

@@ -10,6 +10,7 @@ file named by ``SMART_RESUME_PLUGIN_TEST_TASK_LOG`` so that tests can prove noth
 
 from __future__ import annotations
 
+import collections
 import functools
 import os
 import time
@@ -68,3 +69,10 @@ def read_log(path: str) -> list[tuple[str, str, str, str]]:
             return [tuple(line.split()) for line in handle if line.strip()]  # type: ignore[misc]
     except FileNotFoundError:
         return []
+
+
+def completions(task_log: object) -> collections.Counter[tuple[str, str]]:
+    """How often each (client, task) completed, from the task log."""
+    return collections.Counter(
+        (c, t) for event, _, c, t in read_log(str(task_log)) if event == "completed"
+    )

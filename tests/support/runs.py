@@ -70,3 +70,12 @@ def cycle_clients(api: client.ApiClient, namespace: str, stream: int) -> dict[st
             return {}
         raise
     return decode_clients(checkpoint.get("status") or {})
+
+
+def events(api: client.ApiClient, namespace: str, name: str) -> list[client.CoreV1Event]:
+    """The Events about the object ``name`` in ``namespace`` (what `kubectl describe` lists)."""
+    return list(
+        client.CoreV1Api(api)
+        .list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}")
+        .items
+    )
