@@ -174,18 +174,9 @@ class Bench:
         core = client.CoreV1Api(self.api)
         for name in [OPERATOR_NAMESPACE, *self.namespaces, "baseline-jobs", "baseline-cron"]:
             core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-        manifests.apply(self.api, manifests.load("rbac-operator.yaml"))
-        worker = manifests.load("rbac-worker.yaml")
-        manifests.apply(self.api, [d for d in worker if d["kind"] == "ClusterRole"])
+        manifests.apply(self.api, manifests.load("operator/rbac.yaml"))
         for namespace in self.namespaces:
-            manifests.apply(
-                self.api,
-                [
-                    d
-                    for d in manifests.load("rbac-worker.yaml", namespace=namespace)
-                    if d["kind"] != "ClusterRole"
-                ],
-            )
+            manifests.apply(self.api, manifests.load("runs/rbac.yaml", namespace=namespace))
         for namespace in ("baseline-jobs", "baseline-cron"):
             _wait(
                 lambda ns=namespace: _has_default_account(core, ns),
