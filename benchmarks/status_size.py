@@ -104,7 +104,7 @@ def measure(api: client.ApiClient, streams: int, clients_per_stream: int) -> Non
     runs.patch_status(NAMESPACE, RUN, {"runId": run_id})
     for stream in spec["streams"]:
         name = resource.checkpoint_name(stream)
-        found = checkpoints.ensure(NAMESPACE, name, stream=stream)
+        found = checkpoints.create(NAMESPACE, name, stream=stream)
         claim = claim_cycle(
             found.get("status") or {},
             run_name=RUN,

@@ -57,6 +57,7 @@ def test_known__finds_runs_jobs_and_checkpoints_by_key() -> None:
         runs_index={"acme": runs},
         jobs_index={("acme", label): [job]},
         checkpoints_index={("acme", "stream-2"): [{"cycle": "c1"}]},
+        checkpoint_versions_index={("acme", "stream-2"): ["41"]},
     )
     assert [r["metadata"]["name"] for r in known.runs("acme")] == ["nightly-1", long_name]
     assert known.runs("other") == []
@@ -67,3 +68,8 @@ def test_known__finds_runs_jobs_and_checkpoints_by_key() -> None:
     assert known.jobs("acme", "nightly-1") == {}
     assert known.checkpoint("acme", "stream-2") == {"cycle": "c1"}
     assert known.checkpoint("acme", "stream-3") is None
+    seen = known.checkpoint_object("acme", "stream-2")
+    assert seen is not None
+    assert seen["metadata"] == {"name": "stream-2", "namespace": "acme", "resourceVersion": "41"}
+    assert seen["status"] == {"cycle": "c1"}
+    assert known.checkpoint_object("acme", "stream-3") is None

@@ -27,13 +27,17 @@ DAY = datetime.date(2026, 12, 1)
 def test_run_id_counter__racing_takers_never_share_a_number(
     api_client: client.ApiClient, operator_kubeconfig: Path
 ) -> None:
-    """Eight threads taking 5 IDs each from one counter ConfigMap (409s and retries on the real
-    API server) get 40 different, consecutive IDs."""
+    """Eight takers (as eight operators would: a counter each, so each keeps its own last copy)
+    taking 5 IDs each from one counter ConfigMap, with 409s and retries on the real API server,
+    get 40 different, consecutive IDs; and a taker whose copy went stale still gets the next."""
     name = "test-run-ids-race"
-    counter = RunIdCounter(api_client, namespace=OPERATOR_NAMESPACE, name=name, today=lambda: DAY)
+    counters = [
+        RunIdCounter(api_client, namespace=OPERATOR_NAMESPACE, name=name, today=lambda: DAY)
+        for _ in range(8)
+    ]
     try:
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            taken = list(pool.map(lambda _: counter.take(), range(40)))
+            taken = list(pool.map(lambda n: counters[n % 8].take(), range(40)))
     finally:
         client.CoreV1Api(api_client).delete_namespaced_config_map(name, OPERATOR_NAMESPACE)
     assert sorted(taken) == [f"SR-261201-{n:03d}" for n in range(1, 41)]

@@ -607,7 +607,11 @@ def test_every_run_status_field_has_one_writer(
     )
     assert worker_fields, by_manager
     assert worker_fields & operator_fields == set(), by_manager
-    assert worker_fields <= {"status.streams.1.workerReason", "status.streams.1.workerMessage"}
+    assert worker_fields <= {
+        "status.streams.1.workerReason",
+        "status.streams.1.workerMessage",
+        "status.streams.1.workerCheckpoint",
+    }
     assert_invariants(
         api_client, run_namespace, task_log, pod_runner, finished_streams={1: {"acme-recruiting"}}
     )

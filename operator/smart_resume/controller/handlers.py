@@ -5,8 +5,12 @@ handlers in its thread pool instead of blocking the event loop.
 
 Following is event-driven: kopf indices (``known``) hold the runs, their Jobs and the stream
 checkpoints from the watches, and every event of a run, of one of its Jobs or of its checkpoint
-brings the run's status up to date from them. A slow timer is only a safety net; nothing lists a
-namespace, and nothing looks at a suspended or finished run.
+brings the run's status up to date from them. A slow safety net (``lifecycle.SAFETY_NET_SECONDS``,
+on one clock for all runs) follows a run that had no event for long; nothing lists a namespace,
+and nothing looks at a suspended or finished run.
+
+No handler or timer needs a finalizer, so kopf puts none on runs: a deleted run's Jobs and Leases
+are its dependents, and the garbage collector deletes them (``RunLifecycle.deleted``).
 """
 
 from __future__ import annotations
@@ -33,8 +37,6 @@ from smart_resume.kube.connection import api_client
 from smart_resume.kube.runs import Runs
 from smart_resume.kube.streams import FIELD_MANAGER_OPERATOR, Checkpoints
 
-RECONCILE_INTERVAL_SECONDS = 300.0
-"""Safety net only: events drive following."""
 PROJECTION_INTERVAL_SECONDS = 3.0
 """How often Airtable records and e-mails due are looked at (each does nothing when none are)."""
 RUNS = (resource.GROUP, resource.VERSION, resource.PLURAL)
@@ -74,12 +76,13 @@ def _is_active(status: Mapping[str, Any], **_: Any) -> bool:
     return bool(status.get("runId")) and not is_terminal(status.get("phase", ""))
 
 
-def _is_followed(status: kopf.Status, spec: kopf.Spec, **_: Any) -> bool:
-    return _is_active(status) and not spec.get("suspend")
-
-
 def _known(kwargs: dict[str, Any]) -> Known:
-    return Known(kwargs["runs_index"], kwargs["jobs_index"], kwargs["checkpoints_index"])
+    return Known(
+        kwargs["runs_index"],
+        kwargs["jobs_index"],
+        kwargs["checkpoints_index"],
+        kwargs["checkpoint_versions_index"],
+    )
 
 
 # -- indices: what the watches show, for every handler ---------------------------------------
@@ -104,13 +107,25 @@ def checkpoints_index(
     return {(namespace or "", name): dict(status)}
 
 
+@kopf.index(*CHECKPOINTS)
+def checkpoint_versions_index(
+    namespace: str | None, name: str, meta: kopf.Meta, **_: Any
+) -> dict[Any, Any]:
+    return {(namespace or "", name): meta["resourceVersion"]}
+
+
 @kopf.on.create(*RUNS, id="start")
 def start(
-    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger, **kwargs: Any
+    body: kopf.Body,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    logger: kopf.Logger,
+    retry: int,
+    **kwargs: Any,
 ) -> None:
     try:
         with metrics.HANDLER_DURATION.labels(handler="start").time():
-            memo.lifecycle.start(body, patch, logger, _known(kwargs))
+            memo.lifecycle.start(body, patch, logger, _known(kwargs), retry=retry)
     except RetryLater as exc:
         raise kopf.TemporaryError(str(exc), delay=exc.delay) from exc
     except InvalidSpecError as exc:
@@ -118,18 +133,6 @@ def start(
         patch.status["phase"] = Phase.FAILED
         kopf.warn(body, reason="InvalidSpec", message=str(exc))
         raise kopf.PermanentError(str(exc)) from exc
-
-
-@kopf.timer(
-    *RUNS,
-    id="reconcile",
-    interval=RECONCILE_INTERVAL_SECONDS,
-    initial_delay=RECONCILE_INTERVAL_SECONDS,
-    when=_is_followed,
-)
-def reconcile(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
-    with metrics.HANDLER_DURATION.labels(handler="reconcile").time():
-        memo.lifecycle.follow(body, _known(kwargs))
 
 
 @kopf.on.event(*JOBS, labels=OF_RUNS, id="job-changed")
@@ -193,12 +196,6 @@ def suspend(
         raise kopf.TemporaryError(str(exc), delay=exc.delay) from exc
 
 
-@kopf.on.delete(*RUNS, id="terminate")
-def terminate(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
-    with metrics.HANDLER_DURATION.labels(handler="terminate").time():
-        memo.lifecycle.terminate(body, logger)
-
-
 @kopf.on.event(*RUNS, id="phases")
 def observe_phase(
     type: str, name: str, namespace: str | None, status: kopf.Status, **_: Any
@@ -215,9 +212,11 @@ def observe_phase(
 def run_changed(
     type: str, body: kopf.Body, status: kopf.Status, memo: kopf.Memo, **kwargs: Any
 ) -> None:
-    """A run's own change (its start written, say) may be what a Job's end waited for."""
+    """A run's own change (its start written, say) may be what a Job's end waited for; a run
+    deleted is told in an Event (the garbage collector stops its Jobs and frees its Leases)."""
     if type == "DELETED":
         memo.lifecycle.forget(body["metadata"]["uid"])
+        memo.lifecycle.deleted(body)
     elif _is_active(status):
         with metrics.HANDLER_DURATION.labels(handler="reconcile").time():
             memo.lifecycle.follow(body, _known(kwargs))

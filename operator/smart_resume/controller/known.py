@@ -1,6 +1,6 @@
 """What the operator knows from its watches, so that no handler lists a namespace.
 
-Three kopf indices, kept current by kopf from its watch streams with no API call of their own:
+Four kopf indices, kept current by kopf from its watch streams with no API call of their own:
 the runs by namespace (run-ID assignment, history pruning, following a run from its Jobs), the
 Jobs of runs by namespace and run label, and the stream checkpoints by namespace and name. Each
 holds a small copy of what the operator reads, never whole objects with their managed fields.
@@ -63,6 +63,7 @@ class Known:
     runs_index: Mapping[str, Collection[Mapping[str, Any]]]
     jobs_index: Mapping[RunKey, Collection[JobState]]
     checkpoints_index: Mapping[tuple[str, str], Collection[Mapping[str, Any]]]
+    checkpoint_versions_index: Mapping[tuple[str, str], Collection[str]]
 
     def runs(self, namespace: str) -> list[Mapping[str, Any]]:
         return list(self.runs_index.get(namespace, ()))
@@ -80,3 +81,38 @@ class Known:
     def checkpoint(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         """A checkpoint's status, if the index has seen the checkpoint."""
         return next(iter(self.checkpoints_index.get((namespace, name), ())), None)
+
+    def with_checkpoints(
+        self, namespace: str, checkpoints: Collection[Mapping[str, Any] | None]
+    ) -> Known:
+        """These indices, with ``checkpoints`` (as just read) instead of what the index shows."""
+        found = [c for c in checkpoints if c]
+        keys = [(namespace, c["metadata"]["name"]) for c in found]
+        return dataclasses.replace(
+            self,
+            checkpoints_index={
+                **self.checkpoints_index,
+                **{k: [dict(c.get("status") or {})] for k, c in zip(keys, found, strict=True)},
+            },
+            checkpoint_versions_index={
+                **self.checkpoint_versions_index,
+                **{k: [c["metadata"]["resourceVersion"]] for k, c in zip(keys, found, strict=True)},
+            },
+        )
+
+    def checkpoint_version(self, namespace: str, name: str) -> str | None:
+        return next(iter(self.checkpoint_versions_index.get((namespace, name), ())), None)
+
+    def checkpoint_object(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The checkpoint as the index saw it, enough to replace its status on that version (a
+        409 if it changed since)."""
+        status = self.checkpoint(namespace, name)
+        version = self.checkpoint_version(namespace, name)
+        if status is None or not version:
+            return None
+        return {
+            "apiVersion": resource.API_VERSION,
+            "kind": resource.STREAM_KIND,
+            "metadata": {"name": name, "namespace": namespace, "resourceVersion": version},
+            "status": dict(status),
+        }

@@ -1,10 +1,13 @@
-"""What the operator does to a SmartResumeRun: start its streams, follow them, suspend, terminate.
+"""What the operator does to a SmartResumeRun: start its streams, follow them, suspend; and what
+it tells when one is deleted.
 
 Each method reads the run, decides with the pure ``core`` functions and acts on Leases, stream
 checkpoints (SmartResumeStreams) and Jobs. Order matters where a worker reads: the run ID, the
 stream's cycle and the checkpoint's ownership are written straight to the API server (not into
-kopf's ``patch``, which lands only after the handler returns) *before* the Job is created. What
-no worker reads (phases, Events, summaries) goes into kopf's ``patch``.
+kopf's ``patch``, which lands only after the handler returns) *before* the Job is created, in one
+write for all the run's streams, which names their Jobs too: a Job that then cannot be created is
+written over at once, and when every Job was created kopf's ``patch`` is left with nothing to
+write.
 
 Every step is idempotent: after an operator restart kopf re-runs an unfinished handler, which then
 finds its Lease already held (``Ours``), its cycle already claimed (``Ours``) and its Job already
@@ -15,13 +18,14 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextvars
+import dataclasses
 import datetime
 import json
 import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import kopf
 from kubernetes import client
@@ -30,6 +34,7 @@ from smart_resume import resource
 from smart_resume.config import Settings, forwardable_env
 from smart_resume.controller import metrics
 from smart_resume.controller.known import JobState, Known
+from smart_resume.controller.later import Later
 from smart_resume.core.checkpoint import (
     ClaimDecision,
     claim_cycle,
@@ -61,15 +66,29 @@ from smart_resume.kube.streams import FIELD_MANAGER_OPERATOR, Checkpoints
 from smart_resume.resource import holder_identity
 
 Body = kopf.Body
+_T = TypeVar("_T")
 START_ATTEMPTS = 5
 """Tries to create a stream's Job (a quota, an admission denial) before the stream fails."""
 START_RETRY_SECONDS = 2.0
 PROBLEMS_SHOWN = 20
 """Problem clients listed in a run's status, over all its streams."""
 PARALLEL_STARTS = 16
-"""Streams started at once, over all runs."""
+"""Streams started (and runs followed later) at once, over all runs."""
+SAFETY_NET_SECONDS = 300.0
+"""A followed run is followed again at the latest this long after its last event."""
+LAST_WORDS_SECONDS = 1.0
+"""How long a stream's end waits for its worker's last words (``workerReason``) to be seen."""
 PROGRESS_WRITE_SECONDS = 5.0
 """A run's status takes its streams' progress at most this often (their ends at once)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Opened:
+    """A stream as opened for a start: its status update, and its Lease once held and its cycle
+    claimed (``None`` when it waits or is skipped)."""
+
+    update: dict[str, Any]
+    lock: StreamLock | None
 
 
 class RetryLater(Exception):
@@ -105,11 +124,18 @@ class RunLifecycle:
         self._ended: dict[tuple[str, str], dict[str, Any]] = {}
         self._finished: set[str] = set()
         self._progress_due: dict[str, float] = {}
-        self._later: set[str] = set()
+        self._later = Later(self._starts)
+        self._words_due: dict[tuple[str, str], float] = {}
+        self._created: set[tuple[str, str]] = set()
+        self._lease_versions: dict[tuple[str, str], str] = {}
+        """``(Lease, holder)``: the resourceVersion of this process's last write of the Lease."""
+        """Jobs this process created: not yet in the Jobs index is no reason to look them up."""
 
     # -- create -------------------------------------------------------------------------------
 
-    def start(self, body: Body, patch: kopf.Patch, logger: kopf.Logger, known: Known) -> None:
+    def start(
+        self, body: Body, patch: kopf.Patch, logger: kopf.Logger, known: Known, *, retry: int
+    ) -> None:
         """Plan every stream: take its Lease, claim its cycle, create its Job; streams start
         concurrently.
 
@@ -120,26 +146,22 @@ class RunLifecycle:
         spec = RunSpec.from_body(body)
         now = _now()
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
-        # Read again: earlier attempts of this handler wrote straight to the API server.
-        status = dict(self._runs.get(namespace, name).get("status") or {})
-        if not status.get("runId"):
-            status["runId"] = self._run_ids.take()
-            status["startTime"] = format_time(now)
-            self._runs.patch_status(
-                namespace, name, {"runId": status["runId"], "startTime": status["startTime"]}
-            )
-        patch.status["observedGeneration"] = body["metadata"].get("generation", 1)
+        # A retry reads again: earlier attempts wrote straight to the API server, and kopf's body
+        # may predate that. A first attempt's body is the run as listed or created.
+        current = self._runs.get(namespace, name) if retry else body
+        status = dict(current.get("status") or {})
         streams: dict[str, dict[str, Any]] = {
             key: dict(value) for key, value in (status.get("streams") or {}).items() if value
         }
         undecided = [
             stream
             for stream in spec.streams
-            if not (
-                streams.get(str(stream), {}).get("job")
-                or streams.get(str(stream), {}).get("phase") in (Phase.SKIPPED, Phase.FAILED)
-            )  # else a re-run of this handler: this stream was already decided
+            if not self._decided(body, streams.get(str(stream), {}), known)
         ]
+        first: dict[str, Any] = {}
+        if not status.get("runId"):
+            first = {"runId": self._run_ids.take(), "startTime": format_time(now)}
+            status.update(first)
         if spec.suspend:
             updates = [
                 {
@@ -150,38 +172,107 @@ class RunLifecycle:
                 }
                 for stream in undecided
             ]
+            patch.status.update(first)
         else:
-            updates = self._concurrently(
-                lambda stream: self._start_stream(
-                    body, spec, stream, status["runId"], logger, streams.get(str(stream), {})
-                ),
-                undecided,
+            updates = self._start_streams(
+                body, spec, undecided, status, streams, logger, known, first, now
             )
         waiting: list[str] = []
         for stream, update in zip(undecided, updates, strict=True):
             key = str(stream)
-            entry = streams.get(key, {})
             if update.get("phase") == Phase.PENDING:
                 waiting.append(key)
-            streams[key] = {**entry, **update}
-            patch.status.setdefault("streams", {})[key] = update
-        self._write_summary(body, {**status, **patch.status}, spec, streams, patch, now, known)
+            changed = {k: v for k, v in update.items() if streams.get(key, {}).get(k) != v}
+            streams[key] = {**streams.get(key, {}), **update}
+            if changed:
+                patch.status.setdefault("streams", {})[key] = changed
+        self._write_summary(body, status, spec, streams, patch, now, known)
         if waiting:
             raise RetryLater(f"streams {', '.join(waiting)} wait", self._retry_delay())
 
-    def _start_stream(
+    def _decided(self, body: Body, entry: Mapping[str, Any], known: Known) -> bool:
+        """Whether an earlier attempt of the start handler decided this stream already: it was
+        skipped or failed, or its Job exists (or is being created by this process)."""
+        if entry.get("phase") in (Phase.SKIPPED, Phase.FAILED):
+            return True
+        job = entry.get("job")
+        if not job:
+            return False
+        meta = body["metadata"]
+        with self._following_lock:
+            if (meta["uid"], job) in self._created:
+                return True
+        return any(j.name == job for j in known.jobs(meta["namespace"], meta["name"]).values())
+
+    def _start_streams(
+        self,
+        body: Body,
+        spec: RunSpec,
+        streams: list[int],
+        status: dict[str, Any],
+        entries: dict[str, dict[str, Any]],
+        logger: kopf.Logger,
+        known: Known,
+        first: Mapping[str, Any],
+        now: datetime.datetime,
+    ) -> list[dict[str, Any]]:
+        """Open the streams (Lease, cycle claim) concurrently; write to the run in one request
+        what their workers read (the run ID, each stream's cycle and checkpoint), naming each
+        stream's Job as if created already; then create the Jobs concurrently.
+
+        Returns each stream's status update; ``status`` and ``entries`` become what was written,
+        so that the caller writes only what differs: nothing, when every Job was created.
+        """
+        meta = body["metadata"]
+        opened = dict(
+            zip(
+                streams,
+                self._concurrently(
+                    lambda stream: self._open_stream(
+                        body, spec, stream, status["runId"], entries.get(str(stream), {}), known
+                    ),
+                    streams,
+                ),
+                strict=True,
+            )
+        )
+        claimed: dict[str, dict[str, Any]] = {}
+        for stream, one in opened.items():
+            if one.lock is not None:
+                job = resource.job_name(meta["name"], stream)
+                with self._following_lock:  # so that following waits for its first event
+                    self._created.add((meta["uid"], job))
+                claimed[str(stream)] = {**one.update, **_job_created(job)}
+        if claimed:
+            written = {**entries, **{k: {**entries.get(k, {}), **v} for k, v in claimed.items()}}
+            summary = _summary(body, status, spec, written, now)
+            changes = {**first, "streams": claimed, **summary}
+            self._runs.patch_status(meta["namespace"], meta["name"], changes)
+            status.update(summary)
+            entries.update(written)
+        elif first:
+            self._runs.patch_status(meta["namespace"], meta["name"], dict(first))
+        return self._concurrently(
+            lambda stream: self._create_job(
+                body, spec, stream, opened[stream], entries.get(str(stream), {}), logger
+            ),
+            streams,
+        )
+
+    def _open_stream(
         self,
         body: Body,
         spec: RunSpec,
         stream: int,
         run_id: str,
-        logger: kopf.Logger,
         entry: Mapping[str, Any],
-    ) -> dict[str, Any]:
+        known: Known,
+    ) -> _Opened:
         lock = self._lock(body, stream)
         acquisition = self._acquire(lock)
         if not acquisition.acquired:
-            return self._not_acquired(body, stream, lock, acquisition)
+            return _Opened(self._not_acquired(body, stream, lock, acquisition), None)
+        update = self._claim(body, spec, stream, run_id, lock, entry, known)
         if acquisition.decision is LeaseDecision.TAKE_OVER and acquisition.previous:
             metrics.LEASE_TAKEOVERS.inc()
             kopf.warn(
@@ -193,12 +284,21 @@ class RunLifecycle:
                     f"{acquisition.previous.duration_seconds}s as seen by the operator"
                 ),
             )
-        started = self._claim(body, spec, stream, run_id, lock, entry)
-        if acquisition.decision is LeaseDecision.TAKE_OVER and acquisition.previous:
-            # Straight to the API server, so a Job creation that fails still keeps it (notifier).
-            meta = body["metadata"]
-            taken = {"takenOverFrom": acquisition.previous.holder}
-            self._runs.patch_stream(meta["namespace"], meta["name"], stream, taken)
+            # Written with the claim, so that a Job creation that fails still keeps it (notifier).
+            update["takenOverFrom"] = acquisition.previous.holder
+        return _Opened(update, lock)
+
+    def _create_job(
+        self,
+        body: Body,
+        spec: RunSpec,
+        stream: int,
+        opened: _Opened,
+        entry: Mapping[str, Any],
+        logger: kopf.Logger,
+    ) -> dict[str, Any]:
+        if opened.lock is None:
+            return opened.update
         manifest = build_job_manifest(
             run=body,
             spec=spec,
@@ -206,28 +306,25 @@ class RunLifecycle:
             settings=self._settings.job,
             forwarded_env=self._forwarded,
         )
+        job = manifest["metadata"]["name"]
         try:
             self._jobs.ensure(manifest)
         except client.ApiException as exc:
-            return self._start_failed(body, stream, lock, entry, exc)
+            with self._following_lock:
+                self._created.discard((body["metadata"]["uid"], job))
+            failed = self._start_failed(body, stream, opened.lock, entry, exc)
+            return {**opened.update, "job": None, **failed}
+        started = opened.update
         resumed = (
             f", continuing cycle {started['cycle']} of {started['resumedFrom']}"
             if started.get("resumedFrom")
             else ""
         )
         post_normal(
-            body,
-            reason="StreamStarted",
-            message=f"stream {stream}: Job {manifest['metadata']['name']} created{resumed}",
+            body, reason="StreamStarted", message=f"stream {stream}: Job {job} created{resumed}"
         )
-        logger.info("stream %s started (job %s%s)", stream, manifest["metadata"]["name"], resumed)
-        return {
-            **started,
-            "job": manifest["metadata"]["name"],
-            "phase": Phase.RUNNING,
-            "reason": StreamReason.JOB_CREATED,
-            "message": None,
-        }
+        logger.info("stream %s started (job %s%s)", stream, job, resumed)
+        return {**started, **_job_created(job)}
 
     def _claim(
         self,
@@ -237,15 +334,18 @@ class RunLifecycle:
         run_id: str,
         lock: StreamLock,
         entry: Mapping[str, Any],
+        known: Known,
     ) -> dict[str, Any]:
-        """Claim the stream's cycle and persist what the worker reads, before its Job exists."""
+        """Claim the stream's cycle, on the checkpoint as the index shows it (a write on an older
+        version gets a 409, and the claim is decided again on what is read then).
+
+        Returns what the run's status is to say of the stream, which the caller writes before
+        the Job exists."""
         meta = body["metadata"]
         name = resource.checkpoint_name(stream, ad_hoc_run=meta["name"] if spec.is_ad_hoc else None)
-        checkpoint = self._checkpoints.ensure(
-            meta["namespace"],
-            name,
-            stream=stream,
-            owner=owner_reference(body) if spec.is_ad_hoc else None,
+        owner = owner_reference(body) if spec.is_ad_hoc else None
+        checkpoint = known.checkpoint_object(meta["namespace"], name) or self._checkpoints.create(
+            meta["namespace"], name, stream=stream, owner=owner
         )
         for _ in range(3):
             claim = claim_cycle(
@@ -263,22 +363,25 @@ class RunLifecycle:
             except client.ApiException as exc:
                 if exc.status != 409:
                     raise
-                checkpoint = self._checkpoints.ensure(meta["namespace"], name, stream=stream)
+                checkpoint = self._checkpoints.get(
+                    meta["namespace"], name
+                ) or self._checkpoints.create(meta["namespace"], name, stream=stream, owner=owner)
         else:
             raise kopf.TemporaryError(f"checkpoint {name} keeps changing", delay=1)
+        claimed = checkpoint.get("status") or {}
         started: dict[str, Any] = {
             "checkpoint": name,
             "lease": lock.name,
-            "cycle": (checkpoint.get("status") or {})["cycle"],
+            "cycle": claimed["cycle"],
             "phase": Phase.PENDING,
             "reason": StreamReason.STARTING,
             "message": None,
+            **_progress(claimed),
         }
         if claim.decision is ClaimDecision.CONTINUE and claim.previous_owner:
             started["resumedFrom"] = claim.previous_owner
         elif entry.get("resumedFrom"):
             started["resumedFrom"] = entry["resumedFrom"]
-        self._runs.patch_stream(meta["namespace"], meta["name"], stream, started)
         return started
 
     def _acquire(self, lock: StreamLock) -> Acquisition:
@@ -287,10 +390,20 @@ class RunLifecycle:
         with self._observations_lock:
             if created:
                 self._observations.forget(lock.key)
-                return Acquisition(True, LeaseDecision.CREATE)
-            return lock.acquire(
-                _now(), observations=self._observations, monotonic_now=time.monotonic()
-            )
+                acquisition = Acquisition(True, LeaseDecision.CREATE, version=created)
+            else:
+                acquisition = lock.acquire(
+                    _now(), observations=self._observations, monotonic_now=time.monotonic()
+                )
+            if acquisition.acquired:
+                self._lease_versions[(lock.key, lock.holder)] = acquisition.version
+        return acquisition
+
+    def _release(self, lock: StreamLock) -> None:
+        """Release the Lease, on the version this process wrote if nobody wrote since."""
+        with self._observations_lock:
+            version = self._lease_versions.pop((lock.key, lock.holder), "")
+        lock.release(version)
 
     def _not_acquired(
         self, body: Body, stream: int, lock: StreamLock, acquisition: Acquisition
@@ -333,7 +446,7 @@ class RunLifecycle:
                 "message": message,
                 "startAttempts": attempts,
             }
-        lock.release()
+        self._release(lock)
         kopf.warn(body, reason="StartFailed", message=f"{message}; giving up")
         return {
             "phase": Phase.FAILED,
@@ -345,9 +458,7 @@ class RunLifecycle:
     def _retry_delay(self) -> float:
         return float(min(self._settings.lease.renew_interval_seconds, START_RETRY_SECONDS))
 
-    def _concurrently(
-        self, start: Callable[[int], dict[str, Any]], streams: list[int]
-    ) -> list[dict[str, Any]]:
+    def _concurrently(self, start: Callable[[int], _T], streams: list[int]) -> list[_T]:
         """``start`` for each stream in the shared pool; each call in a copy of this context, so
         that the Events posted from the pool reach kopf's queue."""
         if len(streams) <= 1:
@@ -362,8 +473,9 @@ class RunLifecycle:
     def follow(self, body: Mapping[str, Any], known: Known) -> None:
         """Bring the run's status up to what its Jobs and checkpoints say.
 
-        Called on every event of the run, of its Jobs and of its streams' checkpoints (and by a
-        slow safety-net timer), with the run as last seen: possibly older than this process's
+        Called on every event of the run, of its Jobs and of its streams' checkpoints (and, for
+        a followed run, at the latest ``SAFETY_NET_SECONDS`` after the last call), with the run
+        as last seen: possibly older than this process's
         own last write, which ``_ended`` and ``_finished`` make harmless. A stream's or the run's
         end is written at once; mere progress at most every ``PROGRESS_WRITE_SECONDS`` per run
         (the run's status is no per-client log), the last of it when that interval is over.
@@ -372,73 +484,73 @@ class RunLifecycle:
         with self._following_lock:
             lock = self._following.setdefault(uid, threading.Lock())
         with lock:
-            if self._has_unfolded_end(body, known):
-                # A Job ended: decide on the run as it is now (the worker's last words included),
-                # not on a copy that may predate them.
+            meta = body["metadata"]
+            status = body.get("status") or {}
+            if meta.get("deletionTimestamp") or is_terminal(status.get("phase", "")):
+                return  # being deleted (its Jobs go away on purpose), or finished
+            if not (body.get("spec") or {}).get("suspend"):
+                self._follow_later(uid, meta["namespace"], meta["name"], known, SAFETY_NET_SECONDS)
+            if meta.get("generation", 1) != status.get("observedGeneration"):
+                return  # not started yet, or a spec change (suspend) its handler decides first
+            if self._late_last_words(body, known):
+                # Waited for them long enough: read the run, and the checkpoints its last words
+                # name a version of that the index has not shown.
                 try:
-                    body = self._runs.get(body["metadata"]["namespace"], body["metadata"]["name"])
+                    body = self._runs.get(meta["namespace"], meta["name"])
                 except client.ApiException as exc:
                     if exc.status == 404:
                         return
                     raise
-            meta = body["metadata"]
-            if meta.get("deletionTimestamp"):
-                return  # being terminated: its Jobs go away on purpose
-            if meta.get("generation", 1) != (body.get("status") or {}).get("observedGeneration"):
-                return  # not started yet, or a spec change (suspend) its handler decides first
+                behind = self._late_last_words(body, known)
+                known = known.with_checkpoints(
+                    meta["namespace"],
+                    [
+                        self._checkpoints.get(meta["namespace"], entry["checkpoint"])
+                        for entry in behind
+                        if entry.get("workerReason") and entry.get("checkpoint")
+                    ],
+                )
             patch = kopf.Patch()
             self._reconcile(kopf.Body(cast(kopf.RawBody, dict(body))), patch, known)
-            status = patch.get("status")
-            if not status:
+            changes = patch.get("status")
+            if not changes:
                 return
             now = time.monotonic()
             wait = self._progress_due.get(uid, 0.0) - now
-            if wait > 0 and not _ends_something(status):
+            if wait > 0 and not _ends_something(changes):
                 self._follow_later(uid, meta["namespace"], meta["name"], known, wait)
                 return
-            self._runs.patch_status(meta["namespace"], meta["name"], status)
+            self._runs.patch_status(meta["namespace"], meta["name"], changes)
             self._progress_due[uid] = now + PROGRESS_WRITE_SECONDS
-
-    def _has_unfolded_end(self, body: Mapping[str, Any], known: Known) -> bool:
-        """One of the run's Jobs ended, and this process has not folded that end yet."""
-        meta = body["metadata"]
-        streams = (body.get("status") or {}).get("streams") or {}
-        return any(
-            job.ended
-            and (meta["uid"], job.name) not in self._ended
-            and not is_terminal((streams.get(str(job.stream)) or {}).get("phase", ""))
-            for job in known.jobs(meta["namespace"], meta["name"]).values()
-        )
 
     def _follow_later(
         self, uid: str, namespace: str, name: str, known: Known, delay: float
     ) -> None:
-        """One more ``follow`` of the run after ``delay``, from the index as it is then."""
-        with self._following_lock:
-            if uid in self._later:
-                return
-            self._later.add(uid)
+        """One more ``follow`` of the run after ``delay`` (or sooner, if one is due sooner), from
+        the index as it is then."""
 
         def again() -> None:
-            with self._following_lock:
-                self._later.discard(uid)
             run = next((r for r in known.runs(namespace) if r["metadata"]["name"] == name), None)
             if run is not None and run["metadata"]["uid"] == uid:
                 self.follow(run, known)
 
-        context = contextvars.copy_context()  # kopf's Event queue, for Events posted then
-        timer = threading.Timer(delay, context.run, (again,))
-        timer.daemon = True
-        timer.start()
+        self._later.call(uid, delay, again)
 
     def forget(self, uid: str) -> None:
         """Drop what this process remembers of a deleted run."""
+        self._later.cancel(uid)
         with self._following_lock:
             self._following.pop(uid, None)
             self._finished.discard(uid)
             self._progress_due.pop(uid, None)
             for key in [key for key in list(self._ended) if key[0] == uid]:
                 del self._ended[key]
+            for key in [key for key in list(self._words_due) if key[0] == uid]:
+                del self._words_due[key]
+            self._created = {key for key in self._created if key[0] != uid}
+        with self._observations_lock:
+            for key in [key for key in self._lease_versions if key[1].endswith(f"/{uid}")]:
+                del self._lease_versions[key]
 
     def _reconcile(self, body: Body, patch: kopf.Patch, known: Known) -> None:
         """Copy each stream's cycle counts from its checkpoint, fold finished Jobs into stream
@@ -464,7 +576,14 @@ class RunLifecycle:
             before = dict(stream_status)
             stream_status.update(update)
             if phase != Phase.SUSPENDED:
-                ended = self._follow_job(body, int(key), stream_status, jobs.get(int(key)))
+                ended = self._follow_job(
+                    body,
+                    int(key),
+                    stream_status,
+                    jobs.get(int(key)),
+                    known,
+                    alone=len(streams) == 1,
+                )
                 update.update(ended)
                 stream_status.update(ended)
                 if ended.get("phase") in (Phase.SUCCEEDED, Phase.PARTIALLY_SUCCEEDED):
@@ -492,18 +611,47 @@ class RunLifecycle:
             checkpoint, run_uid=body["metadata"]["uid"], cycle=stream_status.get("cycle")
         ):
             return {"current": None}  # another run continues the cycle: what we had stays
-        counts = cycle_counts(checkpoint)
         for client_id, message in sorted((checkpoint.get("problems") or {}).items()):
             if message and len(problems) < PROBLEMS_SHOWN:
                 problems.append({"stream": stream, "client": client_id, "message": message})
-        progress: dict[str, Any] = {
-            "clientsDone": counts.done,
-            "counts": client_counts(counts.by_state),
-            "current": checkpoint.get("current"),
-        }
-        if counts.total is not None:
-            progress["clientsTotal"] = counts.total
-        return progress
+        return _progress(checkpoint)
+
+    def _late_last_words(self, body: Mapping[str, Any], known: Known) -> list[Mapping[str, Any]]:
+        """The streams whose Job ended, not folded yet, whose worker's last words did not show
+        up in the watches within ``LAST_WORDS_SECONDS``."""
+        meta = body["metadata"]
+        streams = (body.get("status") or {}).get("streams") or {}
+        late = []
+        for job in known.jobs(meta["namespace"], meta["name"]).values():
+            entry = streams.get(str(job.stream)) or {}
+            if (
+                job.ended
+                and entry.get("job") == job.name
+                and (meta["uid"], job.name) not in self._ended
+                and not is_terminal(entry.get("phase", ""))
+                and not self._last_words_seen(meta["namespace"], entry, known)
+                and self._last_words_due(meta["uid"], job.name) <= 0
+            ):
+                late.append(entry)
+        return late
+
+    @staticmethod
+    def _last_words_seen(namespace: str, stream_status: Mapping[str, Any], known: Known) -> bool:
+        """Whether the worker's last words are at hand: its reason in the run, and its checkpoint
+        at the version those words name (the two watches are not ordered with each other)."""
+        if not stream_status.get("workerReason"):
+            return False
+        version = stream_status.get("workerCheckpoint")
+        return (
+            not version
+            or known.checkpoint_version(namespace, stream_status.get("checkpoint", "")) == version
+        )
+
+    def _last_words_due(self, uid: str, job: str) -> float:
+        """Seconds still to wait for the last words of the worker of ``job``, which ended."""
+        with self._following_lock:
+            due = self._words_due.setdefault((uid, job), time.monotonic() + LAST_WORDS_SECONDS)
+        return due - time.monotonic()
 
     def _follow_job(
         self,
@@ -511,6 +659,9 @@ class RunLifecycle:
         stream: int,
         stream_status: dict[str, Any],
         job: JobState | None,
+        known: Known,
+        *,
+        alone: bool,
     ) -> dict[str, Any]:
         meta = body["metadata"]
         ended = self._ended.get((meta["uid"], stream_status["job"]))
@@ -518,13 +669,22 @@ class RunLifecycle:
             return ended  # folded already; the run copy at hand predates that write
         if job is not None:
             job_reason = job.ended
-        elif self._jobs.exists(meta["namespace"], stream_status["job"]):
+        elif (meta["uid"], stream_status["job"]) in self._created or self._jobs.exists(
+            meta["namespace"], stream_status["job"]
+        ):
             return {}  # created a moment ago; its first event is on its way
         else:
             job_reason = StreamReason.JOB_MISSING
         if job_reason is None:
             return {}
         worker_reason = stream_status.get("workerReason", "")
+        if not self._last_words_seen(meta["namespace"], stream_status, known):
+            wait = self._last_words_due(meta["uid"], stream_status["job"])
+            if wait > 0:
+                # The worker writes its last words before it exits, so they are on their way
+                # in the watches unless it was killed: fold the end once they are here.
+                self._follow_later(meta["uid"], meta["namespace"], meta["name"], known, wait)
+                return {}
         phase = stream_phase(
             stream_status,
             job_finished=True,
@@ -538,12 +698,15 @@ class RunLifecycle:
             cycle_closed=phase in (Phase.SUCCEEDED, Phase.PARTIALLY_SUCCEEDED),
             checkpointed="clientsTotal" in stream_status,
         )
-        self._lock(body, stream).release()
+        self._release(self._lock(body, stream))
         message = stream_status.get("workerMessage") or reason
-        event = post_normal if phase == Phase.SUCCEEDED else kopf.warn
-        event(
-            body, reason=f"Stream{phase}", message=f"stream {stream}: {phase} ({reason}): {message}"
-        )
+        if not alone:  # else the run's end, a moment later, tells it (one Event, not two)
+            event = post_normal if phase == Phase.SUCCEEDED else kopf.warn
+            event(
+                body,
+                reason=f"Stream{phase}",
+                message=f"stream {stream}: {phase} ({reason}): {message}",
+            )
         update = {"phase": phase, "reason": str(reason), "message": message, "current": None}
         self._ended[(meta["uid"], stream_status["job"])] = update
         return update
@@ -566,6 +729,8 @@ class RunLifecycle:
             key: dict(value) for key, value in (status.get("streams") or {}).items() if value
         }
         waiting: list[str] = []
+        updates: dict[str, dict[str, Any]] = {}
+        created_suspended: list[int] = []
         for key, stream_status in streams.items():
             stream = int(key)
             if is_terminal(stream_status.get("phase", "")):
@@ -576,7 +741,7 @@ class RunLifecycle:
                 if stream_status.get("job"):
                     self._jobs.set_suspended(namespace, stream_status["job"], True)
                 else:
-                    self._lock(body, stream).release()
+                    self._release(self._lock(body, stream))
                 update: dict[str, Any] = {
                     "phase": Phase.SUSPENDED,
                     "reason": StreamReason.SUSPENDED,
@@ -584,14 +749,19 @@ class RunLifecycle:
                     "current": None,
                 }
             elif not stream_status.get("job"):  # the run was created suspended
-                update = self._start_stream(
-                    body, spec, stream, status["runId"], logger, stream_status
-                )
+                created_suspended.append(stream)
+                continue
             else:
                 update = self._continue_stream(body, stream, stream_status)
+            updates[key] = update
+        started = self._start_streams(
+            body, spec, created_suspended, dict(status), streams, logger, known, {}, now
+        )
+        updates.update(zip(map(str, created_suspended), started, strict=True))
+        for key, update in updates.items():
             if update.get("phase") == Phase.PENDING:
                 waiting.append(key)
-            stream_status.update(update)
+            streams[key].update(update)
             patch.status.setdefault("streams", {})[key] = update
         if not waiting:
             post_normal(
@@ -621,7 +791,7 @@ class RunLifecycle:
             cycle=stream_status.get("cycle"),
         ):
             self._jobs.delete(namespace, stream_status["job"])
-            lock.release()
+            self._release(lock)
             owner = (checkpoint.get("status") or {}).get("owner", "another run")
             message = f"stream {stream}: its cycle was taken over by {owner} while suspended"
             kopf.warn(body, reason="CycleTakenOver", message=message)
@@ -635,29 +805,22 @@ class RunLifecycle:
 
     # -- delete -------------------------------------------------------------------------------
 
-    def terminate(self, body: Body, logger: kopf.Logger) -> None:
-        """Stop the stream Jobs (their pods get SIGTERM) and release the run's Leases.
+    def deleted(self, body: Body) -> None:
+        """Tell that a run was deleted mid-run. Nothing more to do: its Jobs and Leases are its
+        dependents (owner references), so the garbage collector deletes them, and the pods get
+        SIGTERM; the streams' checkpoints have no owner and stay, for the next run to continue.
 
-        The streams' checkpoints stay: the next run continues their cycles.
-        """
-        status = body.get("status") or {}
-        namespace = body["metadata"]["namespace"]
-        stopped = []
-        for key, stream_status in (status.get("streams") or {}).items():
-            if not stream_status:
-                continue
-            if stream_status.get("job"):
-                self._jobs.delete(namespace, stream_status["job"])
-            self._lock(body, int(key)).release()
-            if not is_terminal(stream_status.get("phase", "")):
-                stopped.append(key)
+        Runs carry no finalizer: the one kopf would add (for a deletion handler or a timer)
+        costs two writes per run and holds a deleted run until the operator is back, for
+        nothing that the garbage collector does not do."""
+        streams = ((body.get("status") or {}).get("streams") or {}).items()
+        stopped = sorted(k for k, v in streams if v and not is_terminal(v.get("phase", "")))
         if stopped:
             kopf.warn(
                 body,
                 reason="Terminated",
-                message=f"run deleted; stopped stream(s) {', '.join(sorted(stopped))}",
+                message=f"run deleted; stream(s) {', '.join(stopped)} stopped",
             )
-        logger.info("run terminated; stopped streams: %s", stopped or "none")
 
     # -- shared -------------------------------------------------------------------------------
 
@@ -671,28 +834,8 @@ class RunLifecycle:
         now: datetime.datetime,
         known: Known,
     ) -> None:
-        summary = summarize({"streams": streams})
-        phase = run_phase(
-            [s.get("phase", Phase.PENDING) for s in streams.values()],
-            suspended=spec.suspend,
-            terminated=False,
-        )
-        condition = succeeded_condition_for(phase)
-        conditions = set_condition(
-            status.get("conditions") or [],
-            type=ConditionType.SUCCEEDED,
-            status=condition.status,
-            reason=condition.reason,
-            message=condition.message,
-            now=now,
-            observed_generation=body["metadata"].get("generation", 1),
-        )
-        changes = {
-            **summary,
-            "phase": phase,
-            "conditions": conditions,
-            "observedGeneration": body["metadata"].get("generation", 1),
-        }
+        changes = _summary(body, status, spec, streams, now)
+        phase, summary = changes["phase"], changes
         uid = body["metadata"]["uid"]
         if is_terminal(phase) and not status.get("completionTime") and uid not in self._finished:
             changes["completionTime"] = format_time(now)
@@ -706,11 +849,16 @@ class RunLifecycle:
         ):
             self._finished.add(uid)
             event = post_normal if phase == Phase.SUCCEEDED else kopf.warn
+            told = ""
+            if len(streams) == 1:  # its stream's end has no Event of its own
+                ((key, last),) = streams.items()
+                reason, message = last.get("reason", ""), last.get("message") or ""
+                told = f"; stream {key}: {reason}" + (f": {message}" if message != reason else "")
             event(
                 body,
                 reason=f"Run{phase}",
                 message=f"run {status.get('runId', '')} {phase}: "
-                f"{summary['progress']} clients done",
+                f"{summary['progress']} clients done{told}",
             )
             self._prune_history(body, known)
 
@@ -736,6 +884,55 @@ class RunLifecycle:
             duration_seconds=self._settings.lease.duration_seconds,
             owner=owner_reference(body),
         )
+
+
+def _summary(
+    body: Body,
+    status: Mapping[str, Any],
+    spec: RunSpec,
+    streams: Mapping[str, Mapping[str, Any]],
+    now: datetime.datetime,
+) -> dict[str, Any]:
+    """The run's summary fields (totals, phase, the Succeeded condition) for these streams."""
+    phase = run_phase(
+        [s.get("phase", Phase.PENDING) for s in streams.values()],
+        suspended=spec.suspend,
+        terminated=False,
+    )
+    condition = succeeded_condition_for(phase)
+    generation = body["metadata"].get("generation", 1)
+    conditions = set_condition(
+        status.get("conditions") or [],
+        type=ConditionType.SUCCEEDED,
+        status=condition.status,
+        reason=condition.reason,
+        message=condition.message,
+        now=now,
+        observed_generation=generation,
+    )
+    return {
+        **summarize({"streams": streams}),
+        "phase": phase,
+        "conditions": conditions,
+        "observedGeneration": generation,
+    }
+
+
+def _progress(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
+    """A stream's progress in the run's status, from the status of the checkpoint it owns."""
+    counts = cycle_counts(checkpoint)
+    progress: dict[str, Any] = {
+        "clientsDone": counts.done,
+        "counts": client_counts(counts.by_state),
+        "current": checkpoint.get("current"),
+    }
+    if counts.total is not None:
+        progress["clientsTotal"] = counts.total
+    return progress
+
+
+def _job_created(job: str) -> dict[str, Any]:
+    return {"job": job, "phase": Phase.RUNNING, "reason": StreamReason.JOB_CREATED, "message": None}
 
 
 def _ends_something(status: Mapping[str, Any]) -> bool:

@@ -40,6 +40,8 @@ class Acquisition:
     previous: LeaseView | None = None
     """The Lease as found before our write (the stale holder on a takeover, the live one when
     held)."""
+    version: str = ""
+    """The Lease's resourceVersion after our write, when acquired."""
 
 
 class StreamLock:
@@ -93,13 +95,13 @@ class StreamLock:
                 return Acquisition(False, decision, current)
             try:
                 if decision is LeaseDecision.CREATE:
-                    self._create(now)
+                    written = self._create(now)
                 elif decision is LeaseDecision.OURS:
-                    self._replace(
+                    written = self._replace(
                         version, current, now, acquired=current.renew_time if current else None
                     )
                 else:
-                    self._replace(
+                    written = self._replace(
                         version,
                         current,
                         now,
@@ -111,20 +113,19 @@ class StreamLock:
                     continue
                 raise
             observations.forget(key)
-            return Acquisition(True, decision, current)
+            return Acquisition(True, decision, current, written)
         current, _ = self._read()
         return Acquisition(False, LeaseDecision.HELD, current)
 
-    def create(self, now: datetime.datetime) -> bool:
-        """Create the Lease for our holder in one request; ``False`` when it exists already
-        (ours, live or stale: ``acquire`` then reads and decides)."""
+    def create(self, now: datetime.datetime) -> str | None:
+        """Create the Lease for our holder in one request: its resourceVersion; ``None`` when it
+        exists already (ours, live or stale: ``acquire`` then reads and decides)."""
         try:
-            self._create(now)
+            return self._create(now)
         except ApiException as exc:
             if exc.status == 409:
-                return False
+                return None
             raise
-        return True
 
     def renew(self, now: datetime.datetime) -> bool:
         """Renew our hold; ``False`` when the Lease is gone or another run holds it now."""
@@ -140,11 +141,22 @@ class StreamLock:
                     raise
         return False
 
-    def release(self) -> bool:
-        """Delete the Lease if we hold it; ``True`` when it was ours and is now gone."""
+    def release(self, version: str = "") -> bool:
+        """Delete the Lease if we hold it; ``True`` when it was ours and is now gone.
+
+        With the ``version`` of our last write, in one request while nobody wrote since (404:
+        the worker released it already); it is read and decided on only after a 409.
+        """
+        deleted = self._delete(version) if version else None
+        if deleted is not None:
+            return deleted
         current, version = self._read()
         if current is None or current.holder != self.holder:
             return False
+        return bool(self._delete(version))
+
+    def _delete(self, version: str) -> bool | None:
+        """Delete the Lease at ``version``: ``True``; ``False`` when gone; ``None`` on a 409."""
         try:
             self._objects.delete_namespaced_custom_object(
                 *_LEASES[:2],
@@ -156,8 +168,10 @@ class StreamLock:
                 ),
             )
         except ApiException as exc:
-            if exc.status in (404, 409):
+            if exc.status == 404:
                 return False
+            if exc.status == 409:
+                return None
             raise
         return True
 
@@ -180,8 +194,9 @@ class StreamLock:
             raise
         return LeaseView.from_spec(lease.get("spec") or {}), lease["metadata"]["resourceVersion"]
 
-    def _create(self, now: datetime.datetime) -> None:
-        self._objects.create_namespaced_custom_object(
+    def _create(self, now: datetime.datetime) -> str:
+        """Create the Lease for our holder: its resourceVersion."""
+        created = self._objects.create_namespaced_custom_object(
             *_LEASES[:2],
             self.namespace,
             _LEASES[2],
@@ -194,6 +209,7 @@ class StreamLock:
                 )
             ),
         )
+        return _version(created)
 
     def _replace(
         self,
@@ -203,7 +219,8 @@ class StreamLock:
         *,
         acquired: datetime.datetime | None,
         transitions: int | None = None,
-    ) -> None:
+    ) -> str:
+        """Write the Lease for our holder if it is still at ``version``: its new version."""
         spec = lease_spec(
             holder=self.holder,
             now=now,
@@ -215,19 +232,22 @@ class StreamLock:
         )
         if acquired is None and current is not None:  # a renewal keeps the original acquireTime
             spec.pop("acquireTime")
-            self._objects.patch_namespaced_custom_object(
-                *_LEASES[:2],
-                self.namespace,
-                _LEASES[2],
-                self.name,
-                {"metadata": {"resourceVersion": version}, "spec": spec},
-                _content_type="application/merge-patch+json",
+            return _version(
+                self._objects.patch_namespaced_custom_object(
+                    *_LEASES[:2],
+                    self.namespace,
+                    _LEASES[2],
+                    self.name,
+                    {"metadata": {"resourceVersion": version}, "spec": spec},
+                    _content_type="application/merge-patch+json",
+                )
             )
-            return
         body = self._body(spec)
         body["metadata"]["resourceVersion"] = version
-        self._objects.replace_namespaced_custom_object(
-            *_LEASES[:2], self.namespace, _LEASES[2], self.name, body
+        return _version(
+            self._objects.replace_namespaced_custom_object(
+                *_LEASES[:2], self.namespace, _LEASES[2], self.name, body
+            )
         )
 
     def _body(self, spec: dict[str, Any]) -> dict[str, Any]:
@@ -243,3 +263,7 @@ class StreamLock:
             "metadata": metadata,
             "spec": spec,
         }
+
+
+def _version(lease: object) -> str:
+    return str(cast(dict[str, Any], lease)["metadata"]["resourceVersion"])

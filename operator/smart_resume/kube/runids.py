@@ -4,13 +4,16 @@ Run IDs key Airtable records in one master base shared by every namespace, so th
 by one counter that outlives operator restarts and the deletion or pruning of runs. The
 ConfigMap holds the last ID handed out; taking the next one is a replace conditioned on the
 resourceVersion that was read, so two operators (or two threads) racing for a number get a 409
-and try again with the newer value: no number is given twice. A number taken by an operator that
-dies before writing it into its run's status is skipped, never reused.
+and try again with the newer value: no number is given twice. The ConfigMap as last written is
+kept, so that taking a number costs one request while this process is the only one taking them.
+A number taken by an operator that dies before writing it into its run's status is skipped, never
+reused.
 """
 
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable
 from datetime import date
@@ -41,6 +44,9 @@ class RunIdCounter:
         self._namespace = namespace
         self._name = name
         self._today = today
+        self._last: client.V1ConfigMap | None = None
+        """The counter as this process last wrote it: read again only after a 409."""
+        self._lock = threading.Lock()
 
     def take(self) -> str:
         """The next run ID of today, reserved for good.
@@ -48,21 +54,24 @@ class RunIdCounter:
         Raises:
             RuntimeError: the counter kept changing under us for ``ATTEMPTS`` tries.
         """
-        for attempt in range(ATTEMPTS):
-            if attempt:  # lost a race: wait a random while, so that racers do not collide again
-                time.sleep(random.uniform(0, BACKOFF_SECONDS * 2 ** min(attempt, 6)))
-            counter = self._read_or_create()
-            data = counter.data or {}
-            run_id = next_run_id([data.get(LAST_KEY, "")], self._today())
-            counter.data = {**data, LAST_KEY: run_id}
-            try:
-                # metadata.resourceVersion is the one read: a 409 means someone took a number.
-                self._core.replace_namespaced_config_map(self._name, self._namespace, counter)
-            except ApiException as exc:
-                if exc.status != 409:
-                    raise
-                continue
-            return run_id
+        with self._lock:  # this process's takes, one after another: they do not race
+            for attempt in range(ATTEMPTS):
+                if attempt:  # lost a race: wait a random while, so that racers do not collide
+                    time.sleep(random.uniform(0, BACKOFF_SECONDS * 2 ** min(attempt, 6)))
+                counter, self._last = self._last or self._read_or_create(), None
+                data = counter.data or {}
+                run_id = next_run_id([data.get(LAST_KEY, "")], self._today())
+                counter.data = {**data, LAST_KEY: run_id}
+                try:
+                    # metadata.resourceVersion is the one read: a 409 means someone took one.
+                    self._last = self._core.replace_namespaced_config_map(
+                        self._name, self._namespace, counter
+                    )
+                except ApiException as exc:
+                    if exc.status != 409:
+                        raise
+                    continue
+                return run_id
         raise RuntimeError(f"ConfigMap {self._namespace}/{self._name} kept changing")
 
     def _read_or_create(self) -> client.V1ConfigMap:

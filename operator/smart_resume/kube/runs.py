@@ -2,7 +2,8 @@
 
 Status is written with JSON merge patches to the status subresource, under a field manager that
 names the writer, so ``managedFields`` shows that every field has one owner: the operator writes
-the run's status, a stream's worker only ``streams.<n>.workerReason`` and ``workerMessage``.
+the run's status, a stream's worker only ``streams.<n>.workerReason``, ``workerMessage`` and
+``workerCheckpoint``.
 """
 
 from __future__ import annotations

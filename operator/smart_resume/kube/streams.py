@@ -46,13 +46,11 @@ class Checkpoints:
         )
         return list(listing.get("items", []))
 
-    def ensure(
+    def create(
         self, namespace: str, name: str, *, stream: int, owner: dict[str, Any] | None = None
     ) -> dict[str, Any]:
-        """The checkpoint ``name``, created empty if missing (``owner``: for ad-hoc runs only)."""
-        found = self.get(namespace, name)
-        if found is not None:
-            return found
+        """The checkpoint ``name``, created empty; as it is if it exists already (``owner``: for
+        ad-hoc runs only)."""
         metadata: dict[str, Any] = {
             "name": name,
             "labels": {resource.LABEL_STREAM: str(stream)},

@@ -8,7 +8,7 @@
    judged by the API server's clock, so a retried pod gets what is left, not a fresh deadline.
 4. Load the stream's clients from the Airtable Clients table (or the run's ad-hoc client list).
 5. Process them with ``StreamWorker``, renewing the Lease, until done, deadline, SIGTERM or fenced;
-   after SIGTERM, release the Lease once the client in flight wrapped up.
+   then (after SIGTERM: once the client in flight wrapped up) release the Lease.
 6. Record why it stopped in ``status.streams.<n>.workerReason`` of the run.
 """
 
@@ -70,27 +70,25 @@ def run_worker(*, run_name: str, stream: int, namespace: str | None = None) -> i
     api = api_client()
     runs = Runs(api, field_manager=FIELD_MANAGER_WORKER)
 
-    def record(result: StreamResult) -> None:
+    def record(result: StreamResult, checkpoint_version: str = "") -> None:
         log.info("stream ended", extra={"reason": result.reason, "detail": result.message})
+        words = {"workerReason": result.reason.value, "workerMessage": result.message}
+        if checkpoint_version:  # the operator folds the end once it has seen this version
+            words["workerCheckpoint"] = checkpoint_version
         try:
-            _retrying(
-                lambda: runs.patch_stream(
-                    namespace,
-                    run_name,
-                    stream,
-                    {"workerReason": result.reason.value, "workerMessage": result.message},
-                )
-            )
+            _retrying(lambda: runs.patch_stream(namespace, run_name, stream, words))
         except ApiException as exc:
             if exc.status != 404:  # the run was deleted: nobody left to tell
                 raise
 
     try:
-        result = _work(api, runs, signals, namespace=namespace, run_name=run_name, stream=stream)
+        result, checkpoint_version = _work(
+            api, runs, signals, namespace=namespace, run_name=run_name, stream=stream
+        )
     except _Stop as stop:
         record(stop.result)
         return stop.exit_code
-    record(result)
+    record(result, checkpoint_version)
     return EXIT_TERMINATED if signals.terminate.is_set() else EXIT_OK
 
 
@@ -102,7 +100,8 @@ def _work(
     namespace: str,
     run_name: str,
     stream: int,
-) -> StreamResult:
+) -> tuple[StreamResult, str]:
+    """How the stream's work ended, and the resourceVersion of its last checkpoint write."""
     try:
         settings = Settings.from_env()
         run = runs.get(namespace, run_name)
@@ -168,11 +167,11 @@ def _work(
         signals=signals,
     ):
         result = worker.run()
-    if signals.terminate.is_set() and not signals.fenced.is_set():
-        # Suspended, deleted or out of time: the client in flight has wrapped up, so the
-        # stream is free now (the operator releases it too when the Job ends).
+    if not signals.fenced.is_set():
+        # Done, out of time, suspended or deleted: the client in flight has wrapped up, so the
+        # stream is free now, and the operator has no Lease left to delete when the Job ends.
         lock.release()
-    return result
+    return result, writer.version
 
 
 class ConditionalCheckpoint:
@@ -193,6 +192,11 @@ class ConditionalCheckpoint:
         self.status: dict[str, Any] = {}
         self._version = ""
         self._refresh()
+
+    @property
+    def version(self) -> str:
+        """The checkpoint's resourceVersion as this worker last read or wrote it."""
+        return self._version
 
     def __call__(self, patch: dict[str, Any]) -> None:
         for _ in range(API_ATTEMPTS):
