@@ -47,9 +47,10 @@ from typing import Any
 from kubernetes import client, config, watch
 
 import smart_resume
-from harness import manifests
+from harness import audit, manifests
 from harness.cluster import Cluster, install_crds
 from harness.controlplane import ControlPlane
+from harness.manifests import OPERATOR_NAMESPACE, OPERATOR_USER
 from harness.operator import OperatorProcess
 from harness.podrunner import POD_RUNNER_SCHEDULER, PodRunner
 from smart_resume import resource
@@ -58,8 +59,6 @@ from smart_resume.core.status import Phase, is_terminal
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "scale.json"
 USER_AGENT = "smart-resume-bench"
-OPERATOR_NAMESPACE = "smart-resume-system"
-OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:smart-resume-operator"
 RUN_NAMESPACES = "runs-"
 STREAMS_PER_NAMESPACE = 64
 RAISED_QPS = 100
@@ -564,48 +563,21 @@ class Counted:
 
     def operator_by_verb(self) -> dict[str, int]:
         counter = collections.Counter(
-            _verb_of(e) for e in self.events if e["user"]["username"] == OPERATOR_USER
+            audit.verb_of(e) for e in self.events if e["user"]["username"] == OPERATOR_USER
         )
         return dict(counter.most_common())
 
 
-class AuditWindow:
-    """The audit events of requests received between construction and ``close()``."""
-
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._offset = path.stat().st_size if path.exists() else 0
-        self._start = datetime.datetime.now(datetime.UTC)
-        self.seconds = 0.0
-
+class AuditWindow(audit.AuditWindow):
     def close(self) -> Counted:
-        end = datetime.datetime.now(datetime.UTC)
-        self.seconds = (end - self._start).total_seconds()
+        self.end()
         time.sleep(1)  # requests received before the end are logged when they complete
-        events = []
-        with open(self._path, "rb") as log:
-            log.seek(self._offset)
-            for line in log:
-                if not line.endswith(b"\n"):
-                    break  # still being written
-                event = json.loads(line)
-                received = datetime.datetime.fromisoformat(event["requestReceivedTimestamp"])
-                if self._start <= received <= end:
-                    events.append(event)
-        return Counted(events)
+        return Counted(self.events())
 
 
 def _client_of(event: dict[str, Any]) -> str:
     agent = event.get("userAgent", "").split(" ")[0].split("/")[0]
     return f"{agent} ({event['user']['username']})"
-
-
-def _verb_of(event: dict[str, Any]) -> str:
-    ref = event.get("objectRef") or {}
-    what = ref.get("resource", event.get("requestURI", ""))
-    if ref.get("subresource"):
-        what += "/" + ref["subresource"]
-    return f"{event['verb']} {what}"
 
 
 def _is_operator(who: str) -> bool:

@@ -4,7 +4,9 @@ test.
 The control plane starts on first use, so pure unit tests never pay for it. With
 ``SMART_RESUME_TEST_KUBECONFIG`` pointing at an existing cluster (for example kind), the tests use
 that cluster and start nothing; Job pods of the tests still run through the pod runner, because
-they ask for its scheduler name, which no scheduler of a real cluster serves.
+they ask for its scheduler name, which no scheduler of a real cluster serves. The local control
+plane writes an audit log of the operator's requests (``audit_log``), for the tests that count
+them.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from kubernetes import client
 
 from harness.cluster import RESTRICTED_POD_SECURITY, Cluster, install_crds
 from harness.controlplane import ControlPlane
+from harness.manifests import OPERATOR_USER
 from harness.podrunner import PodRunner
 from harness.waiting import wait_for
 
@@ -37,17 +40,29 @@ def cluster() -> Iterator[Cluster]:
             pytest.exit(f"SMART_RESUME_TEST_KUBECONFIG={external} is not a file", returncode=2)
         yield Cluster(Path(external))
         return
-    plane = ControlPlane(Path(tempfile.mkdtemp(prefix="smart-resume-test-")))
+    plane = ControlPlane(
+        Path(tempfile.mkdtemp(prefix="smart-resume-test-")),
+        audit=True,
+        audit_users=(OPERATOR_USER,),
+    )
     try:
-        plane.up()
+        state = plane.up()
     except Exception as exc:  # an actionable message, not a fixture traceback
         plane.down()
         pytest.exit(f"cannot start the local control plane: {exc}", returncode=3)
     try:
-        yield Cluster(plane.kubeconfig)
+        yield Cluster(plane.kubeconfig, audit_log=plane.audit_log_path(state))
     finally:
         plane.down()
         plane.state_dir.rmdir()
+
+
+@pytest.fixture()
+def audit_log(cluster: Cluster) -> Path:
+    """The audit log of the operator's requests (the local control plane only)."""
+    if cluster.audit_log is None:
+        pytest.skip("counts the operator's requests in the local control plane's audit log")
+    return cluster.audit_log
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from smart_resume.core.alerts import AlertKind, due_alerts, inherited, may_owe_mail, one_line
+from smart_resume.core.alerts import (
+    POSTED_BY_LIFECYCLE,
+    AlertKind,
+    awaits_clock,
+    due_alerts,
+    inherited,
+    may_owe_mail,
+    one_line,
+)
 from smart_resume.core.checkpoint import decode_client
 from smart_resume.core.report import CycleView, build_report, render_html
 
@@ -95,3 +103,31 @@ def test_may_owe_mail__stops_once_the_report_is_handled() -> None:
         {"runId": "x", "phase": "Succeeded", "notifications": {"sent": {"report": "t"}}}
     )
     assert not may_owe_mail({"phase": "Running"})
+
+
+def test_awaits_clock__only_while_a_retry_or_time_can_make_an_e_mail_due() -> None:
+    """A quiet Running run needs no timer; a send waiting for its next try, Airtable failing
+    with its alert unsent, or a finished run's unsent report do; nothing once all is sent."""
+    assert not awaits_clock({"runId": "x", "phase": "Running"})
+    assert awaits_clock(
+        {"runId": "x", "phase": "Running", "notifications": {"nextAttemptAt": "2026-12-01T23Z"}}
+    )
+    failing = {"failingSince": "2026-12-01T22:40:00Z"}
+    assert awaits_clock({"runId": "x", "phase": "Running", "airtable": failing})
+    alerted = {"sent": {"airtableFailing/2026-12-01T22:40:00Z": "t"}}
+    assert not awaits_clock(
+        {"runId": "x", "phase": "Running", "airtable": failing, "notifications": alerted}
+    )
+    assert awaits_clock({"runId": "x", "phase": "Succeeded"})
+    reported = {"runId": "x", "phase": "Succeeded", "notifications": {"sent": {"report": "t"}}}
+    assert not awaits_clock(reported)
+    assert not awaits_clock({"phase": "Failed"})
+
+
+def test_posted_by_lifecycle__the_client_and_airtable_alerts_are_events_of_their_own() -> None:
+    """Without e-mail, only the alerts no lifecycle Event tells of become Events."""
+    assert set(AlertKind) - POSTED_BY_LIFECYCLE == {
+        AlertKind.CLIENT_TIMED_OUT,
+        AlertKind.CLIENT_QUARANTINED,
+        AlertKind.AIRTABLE_SYNC_FAILING,
+    }

@@ -6,7 +6,14 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from smart_resume.core.report import CycleView, as_json, build_report, format_duration, render_text
+from smart_resume.core.report import (
+    CycleView,
+    as_json,
+    build_report,
+    format_duration,
+    render_text,
+    report_from,
+)
 
 NOW = datetime(2026, 12, 1, 22, 30, tzinfo=UTC)
 
@@ -129,3 +136,25 @@ def test_as_json__is_plain_data() -> None:
 def test_format_duration__seconds_minutes_hours() -> None:
     """Durations read as the records write them: "42 s", "2.5 minutes", "1.3 hours"."""
     assert [format_duration(s) for s in (42, 150, 4680)] == ["42 s", "2.5 minutes", "1.3 hours"]
+
+
+def test_report_from__reads_each_streams_checkpoint_through_the_lookup() -> None:
+    """The lookup is asked for each stream's checkpoint by name; a checkpoint with no status yet
+    is an empty cycle, a missing one is reported gone."""
+    run = _run(
+        s1=STREAM_1,
+        s2={"phase": "Failed", "cycle": "SR-261201-003", "checkpoint": "stream-2"},
+    )
+    run["status"]["streams"]["1"]["checkpoint"] = "stream-1"
+    asked: list[str] = []
+
+    def lookup(name: str) -> dict[str, Any] | None:
+        asked.append(name)
+        return {} if name == "stream-1" else None
+
+    report = report_from(run, lookup, now=NOW)
+
+    assert sorted(asked) == ["stream-1", "stream-2"]
+    details = {line.stream: line.detail for line in report.streams}
+    assert details[2] == "its checkpoint is gone"
+    assert details[1] != "its checkpoint is gone"

@@ -23,6 +23,7 @@ from fakes.fake_airtable import FakeAirtable
 from fakes.records import add_master_base, client_record
 from harness import manifests
 from harness.cluster import Cluster
+from harness.manifests import OPERATOR_NAMESPACE
 from harness.operator import OperatorProcess
 from harness.podrunner import POD_RUNNER_SCHEDULER
 from smart_resume.integrations.airtable_fields import ClientsTable
@@ -30,7 +31,6 @@ from support import fake_tasks
 
 MASTER_BASE = "appMASTERBASE0001"
 AIRTABLE_KEY = "patTESTKEY.secret-value-0001"
-OPERATOR_NAMESPACE = "smart-resume-system"
 
 
 class Airtable:

@@ -20,10 +20,12 @@ a hardened cluster does for the runs' namespaces."""
 
 
 class Cluster:
-    """Connection facts of a cluster, read from an admin kubeconfig."""
+    """Connection facts of a cluster, read from an admin kubeconfig; ``audit_log``: where its
+    apiserver writes its audit log, when the harness started it with one."""
 
-    def __init__(self, kubeconfig: Path) -> None:
+    def __init__(self, kubeconfig: Path, *, audit_log: Path | None = None) -> None:
         self.kubeconfig = kubeconfig
+        self.audit_log = audit_log
         loaded = yaml.safe_load(kubeconfig.read_text())
         context = next(
             c["context"] for c in loaded["contexts"] if c["name"] == loaded["current-context"]

@@ -85,21 +85,35 @@ rules:
 """One audit event per request (watches when they end), with its user and user agent."""
 
 
+def audit_policy(users: tuple[str, ...]) -> str:
+    """``AUDIT_POLICY``, or with ``users`` the requests of those users only."""
+    if not users:
+        return AUDIT_POLICY
+    return AUDIT_POLICY + f"    users: {json.dumps(list(users))}\n  - level: None\n"
+
+
 class ControlPlane:
     """One control plane whose state and kubeconfig live in ``state_dir``.
 
     ``controller_manager_qps`` sets the controller-manager's client rate limit (``--kube-api-qps``,
     burst twice that; the binary's default is 20/30); ``audit`` makes the apiserver write an audit
-    log (``audit_log_path``) naming each request's user and user agent. Both serve benchmarks.
+    log (``audit_log_path``) naming each request's user and user agent, of the ``audit_users``
+    only if given (the tests log the operator's requests, not the whole suite's).
     """
 
     def __init__(
-        self, state_dir: Path, *, controller_manager_qps: int | None = None, audit: bool = False
+        self,
+        state_dir: Path,
+        *,
+        controller_manager_qps: int | None = None,
+        audit: bool = False,
+        audit_users: tuple[str, ...] = (),
     ) -> None:
         self.state_dir = state_dir.resolve()
         self.kubeconfig = self.state_dir / KUBECONFIG_FILE
         self._controller_manager_qps = controller_manager_qps
         self._audit = audit
+        self._audit_users = audit_users
 
     # -- public -----------------------------------------------------------------------------
 
@@ -176,7 +190,7 @@ class ControlPlane:
         (work / "tokens.csv").write_text(f'{state.token},admin,admin,"system:masters"\n')
         audit: list[str] = []
         if self._audit:
-            (work / "audit-policy.yaml").write_text(AUDIT_POLICY)
+            (work / "audit-policy.yaml").write_text(audit_policy(self._audit_users))
             audit = [
                 f"--audit-policy-file={work / 'audit-policy.yaml'}",
                 f"--audit-log-path={self.audit_log_path(state)}",

@@ -16,6 +16,10 @@ from kubernetes import client, dynamic
 from kubernetes.client.rest import ApiException
 
 MANIFESTS_DIR = Path(__file__).resolve().parents[2] / "manifests"
+OPERATOR_NAMESPACE = "smart-resume-system"
+"""Where ``manifests/operator`` installs the operator."""
+OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:smart-resume-operator"
+"""The operator's identity, as the API server names it."""
 
 
 def load(name: str, *, namespace: str | None = None) -> list[dict[str, Any]]:

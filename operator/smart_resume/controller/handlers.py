@@ -5,9 +5,12 @@ handlers in its thread pool instead of blocking the event loop.
 
 Following is event-driven: kopf indices (``known``) hold the runs, their Jobs and the stream
 checkpoints from the watches, and every event of a run, of one of its Jobs or of its checkpoint
-brings the run's status up to date from them. A slow safety net (``lifecycle.SAFETY_NET_SECONDS``,
-on one clock for all runs) follows a run that had no event for long; nothing lists a namespace,
-and nothing looks at a suspended or finished run.
+brings the run's status up to date from them, and has the recorder and the notifier look at the
+run (``controller.records``, ``controller.notifications``) when its records lag or it may owe an
+e-mail. A slow safety net (``lifecycle.SAFETY_NET_SECONDS``) follows a run that had no event for
+long, and the records and e-mails are looked at again while a retry waits
+(``RETRY_INTERVAL_SECONDS``), all on one clock for all runs (``controller.later``); nothing lists
+a namespace, and nothing looks at a suspended or finished run.
 
 No handler or timer needs a finalizer, so kopf puts none on runs: a deleted run's Jobs and Leases
 are its dependents, and the garbage collector deletes them (``RunLifecycle.deleted``).
@@ -28,17 +31,18 @@ from smart_resume.controller.known import Known, job_state, run_entry
 from smart_resume.controller.lifecycle import RetryLater, RunLifecycle
 from smart_resume.controller.notifications import Notifier
 from smart_resume.controller.records import RunRecorder, records_due
-from smart_resume.core.alerts import may_owe_mail
+from smart_resume.core.alerts import awaits_clock, may_owe_mail
 from smart_resume.core.errors import ConfigurationError
 from smart_resume.core.spec import InvalidSpecError
 from smart_resume.core.status import Phase, is_terminal
 from smart_resume.integrations.email import build_mailer
 from smart_resume.kube.connection import api_client
 from smart_resume.kube.runs import Runs
-from smart_resume.kube.streams import FIELD_MANAGER_OPERATOR, Checkpoints
+from smart_resume.kube.streams import FIELD_MANAGER_OPERATOR
 
-PROJECTION_INTERVAL_SECONDS = 3.0
-"""How often Airtable records and e-mails due are looked at (each does nothing when none are)."""
+RETRY_INTERVAL_SECONDS = 3.0
+"""How often a run's records or e-mails are looked at while a retry waits (events bring the
+rest)."""
 RUNS = (resource.GROUP, resource.VERSION, resource.PLURAL)
 JOBS = ("batch", "v1", "jobs")
 CHECKPOINTS = (resource.GROUP, resource.VERSION, resource.STREAM_PLURAL)
@@ -63,13 +67,12 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     api = api_client()
     memo.lifecycle = RunLifecycle(api, operator_settings)
     runs = Runs(api, field_manager=FIELD_MANAGER_OPERATOR)
-    checkpoints = Checkpoints(api, field_manager=FIELD_MANAGER_OPERATOR)
     try:
-        memo.records = RunRecorder.start(operator_settings.airtable, runs, checkpoints)
+        memo.records = RunRecorder.start(operator_settings.airtable, runs)
         mailer = build_mailer(operator_settings.email)
     except ConfigurationError as exc:
         raise kopf.PermanentError(str(exc)) from exc  # the operator stops with this message
-    memo.notifier = Notifier(mailer, runs, checkpoints, operator_settings)
+    memo.notifier = Notifier(mailer, runs, operator_settings)
 
 
 def _is_active(status: Mapping[str, Any], **_: Any) -> bool:
@@ -155,29 +158,32 @@ def checkpoint_changed(
 
 def _follow(memo: kopf.Memo, known: Known, namespace: str, run_label: str) -> None:
     run = known.run(namespace, run_label)
-    if run is not None and _is_active(run.get("status") or {}):
+    if run is None:
+        return
+    if _is_active(run.get("status") or {}):
         with metrics.HANDLER_DURATION.labels(handler="reconcile").time():
             memo.lifecycle.follow(run, known)
+    _project(memo, known, run)
 
 
-def _records_due(status: kopf.Status, memo: kopf.Memo, **_: Any) -> bool:
-    return memo.get("records") is not None and records_due(status)
+def _project(memo: kopf.Memo, known: Known, run: Mapping[str, Any]) -> None:
+    """Airtable's run records follow the run's phase, alerts and the report are e-mailed once;
+    while a retry waits (a failed sync or send), the run is looked at again later."""
+    meta, status = run["metadata"], run.get("status") or {}
+    records = memo.get("records") is not None and records_due(status)
+    if records:
+        memo.records.look(meta["namespace"], meta["name"], known)
+    if may_owe_mail(status):
+        memo.notifier.look(meta["namespace"], meta["name"], known)
+    if records or awaits_clock(status):
+        namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
 
+        def again() -> None:
+            current = known.run_named(namespace, name)
+            if current is not None and current["metadata"]["uid"] == uid:
+                _project(memo, known, current)
 
-@kopf.timer(*RUNS, id="records", interval=PROJECTION_INTERVAL_SECONDS, when=_records_due)
-def sync_records(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
-    """Airtable's run records follow the run's phase (``controller.records``)."""
-    memo.records.sync(namespace or "", name)
-
-
-def _may_owe_mail(status: kopf.Status, **_: Any) -> bool:
-    return may_owe_mail(status)
-
-
-@kopf.timer(*RUNS, id="notify", interval=PROJECTION_INTERVAL_SECONDS, when=_may_owe_mail)
-def notify(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
-    """Alerts and the run report, each e-mailed once (``controller.notifications``)."""
-    memo.notifier.notify(namespace or "", name)
+        memo.lifecycle.later.call(("project", uid), RETRY_INTERVAL_SECONDS, again)
 
 
 @kopf.on.field(*RUNS, field="spec.suspend", id="suspend", when=_is_active)
@@ -212,11 +218,20 @@ def observe_phase(
 def run_changed(
     type: str, body: kopf.Body, status: kopf.Status, memo: kopf.Memo, **kwargs: Any
 ) -> None:
-    """A run's own change (its start written, say) may be what a Job's end waited for; a run
-    deleted is told in an Event (the garbage collector stops its Jobs and frees its Leases)."""
+    """A run's own change (its start written, say) may be what a Job's end waited for, or
+    what its records and e-mails wait for (its phase); a run deleted is told in an Event (the
+    garbage collector stops its Jobs and frees its Leases)."""
     if type == "DELETED":
-        memo.lifecycle.forget(body["metadata"]["uid"])
+        uid = body["metadata"]["uid"]
+        memo.lifecycle.forget(uid)
+        memo.lifecycle.later.cancel(("project", uid))
         memo.lifecycle.deleted(body)
-    elif _is_active(status):
+        memo.notifier.forget(uid)
+        if memo.get("records") is not None:
+            memo.records.forget(uid)
+        return
+    known = _known(kwargs)
+    if _is_active(status):
         with metrics.HANDLER_DURATION.labels(handler="reconcile").time():
-            memo.lifecycle.follow(body, _known(kwargs))
+            memo.lifecycle.follow(body, known)
+    _project(memo, known, body)

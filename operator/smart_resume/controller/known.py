@@ -1,9 +1,12 @@
 """What the operator knows from its watches, so that no handler lists a namespace.
 
 Four kopf indices, kept current by kopf from its watch streams with no API call of their own:
-the runs by namespace (run-ID assignment, history pruning, following a run from its Jobs), the
-Jobs of runs by namespace and run label, and the stream checkpoints by namespace and name. Each
-holds a small copy of what the operator reads, never whole objects with their managed fields.
+the runs by namespace (run-ID assignment, history pruning, following a run from its Jobs, the
+runs whose cycles a run continues), the Jobs of runs by namespace and run label, the stream
+checkpoints by namespace and name (a run's progress, and the report its records and e-mails are
+built from), and the checkpoints' resourceVersions (claims conditioned on them, a worker's last
+words). Each holds a small copy of what the operator reads, never whole objects with their
+managed fields.
 """
 
 from __future__ import annotations
@@ -67,6 +70,9 @@ class Known:
 
     def runs(self, namespace: str) -> list[Mapping[str, Any]]:
         return list(self.runs_index.get(namespace, ()))
+
+    def run_named(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        return next((run for run in self.runs(namespace) if run["metadata"]["name"] == name), None)
 
     def run(self, namespace: str, run_label: str) -> Mapping[str, Any] | None:
         for run in self.runs(namespace):

@@ -124,7 +124,8 @@ class RunLifecycle:
         self._ended: dict[tuple[str, str], dict[str, Any]] = {}
         self._finished: set[str] = set()
         self._progress_due: dict[str, float] = {}
-        self._later = Later(self._starts)
+        self.later = Later(self._starts)
+        """The one clock for calls due later, for all runs."""
         self._words_due: dict[tuple[str, str], float] = {}
         self._created: set[tuple[str, str]] = set()
         self._lease_versions: dict[tuple[str, str], str] = {}
@@ -530,15 +531,15 @@ class RunLifecycle:
         the index as it is then."""
 
         def again() -> None:
-            run = next((r for r in known.runs(namespace) if r["metadata"]["name"] == name), None)
+            run = known.run_named(namespace, name)
             if run is not None and run["metadata"]["uid"] == uid:
                 self.follow(run, known)
 
-        self._later.call(uid, delay, again)
+        self.later.call(uid, delay, again)
 
     def forget(self, uid: str) -> None:
         """Drop what this process remembers of a deleted run."""
-        self._later.cancel(uid)
+        self.later.cancel(uid)
         with self._following_lock:
             self._following.pop(uid, None)
             self._finished.discard(uid)

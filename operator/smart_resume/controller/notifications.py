@@ -1,9 +1,16 @@
 """Alert and report e-mails: each sent once per event, never in a run's way.
 
-On every look (a kopf timer per run, while ``core.alerts.may_owe_mail``) the notifier derives the
-alerts the run's state calls for (``core.alerts.due_alerts``), leaves out those whose key is
-already in ``status.notifications.sent`` or ``failed`` (or in the sent list of the run whose
-cycle it continues), and sends the rest, recording each key right after its send succeeded.
+On every look the notifier derives the alerts the run's state calls for
+(``core.alerts.due_alerts``), leaves out those whose key is already in
+``status.notifications.sent`` or ``failed`` (or in the sent list of the run whose cycle it
+continues), and sends the rest, recording each key right after its send succeeded.
+
+When: on the events of the run, its Jobs and its checkpoints, the notifier looks at the run and
+its checkpoints as the operator's indices hold them (``controller.projection``: no API read). A
+kopf timer looks again every few seconds only while something is due with no event to bring it
+(``core.alerts.awaits_clock``: a failed send's next try, the Airtable alert, a finished run's
+report). What this process last wrote to ``status.notifications`` counts over an older copy of
+the run, so a late watch event never sends a key twice.
 
 The one window for a duplicate: the mail service accepted a message and the operator died
 before the key was written to the run's status (one API call later); the next operator sends
@@ -11,30 +18,43 @@ it again.
 
 A mail outage never touches the run: a failed send is retried on later looks with a doubling
 delay and, after ``SMART_RESUME_EMAIL_MAX_ATTEMPTS``, given up visibly (Event ``EmailFailed``,
-condition ``EmailDelivered=False``). With no recipient configured, alerts are Events and log
-lines only (recorded the same way, so they are posted once too).
+condition ``EmailDelivered=False``). With no recipient configured, alerts are log lines, and
+Events unless the lifecycle posts one of its own for the same thing
+(``core.alerts.POSTED_BY_LIFECYCLE``); their keys are recorded the same way, so each is once.
 """
 
 from __future__ import annotations
 
 import datetime
 import logging
-import threading
 from collections.abc import Mapping
 from typing import Any, cast
 
 import kopf
-from kubernetes import client
 
 from smart_resume.config import Settings
 from smart_resume.controller import metrics
-from smart_resume.controller.projection import is_after, now_utc, run_report, write_status
-from smart_resume.core.alerts import Alert, AlertKind, due_alerts, inherited, unsent
+from smart_resume.controller.known import Known
+from smart_resume.controller.projection import (
+    OneAtATime,
+    Written,
+    indexed_report,
+    is_after,
+    now_utc,
+    write_status,
+)
+from smart_resume.core.alerts import (
+    POSTED_BY_LIFECYCLE,
+    Alert,
+    due_alerts,
+    inherited,
+    may_owe_mail,
+    unsent,
+)
 from smart_resume.core.errors import IntegrationError
 from smart_resume.core.status import ConditionStatus, ConditionType, format_time
 from smart_resume.integrations.email import Email, Mailer
 from smart_resume.kube.runs import Runs
-from smart_resume.kube.streams import Checkpoints
 
 log = logging.getLogger("smart_resume.notifications")
 
@@ -42,102 +62,111 @@ MAX_RETRY_SECONDS = 600.0
 
 
 class Notifier:
-    def __init__(
-        self,
-        mailer: Mailer | None,
-        runs: Runs,
-        checkpoints: Checkpoints,
-        settings: Settings,
-    ) -> None:
+    def __init__(self, mailer: Mailer | None, runs: Runs, settings: Settings) -> None:
         self._mailer = mailer
         self._runs = runs
-        self._checkpoints = checkpoints
         self._email = settings.email
         self._airtable_alert_after = datetime.timedelta(
             seconds=settings.airtable.alert_after_seconds
         )
-        self._busy = threading.Lock()
+        self._written = Written("notifications")
+        self._looks = OneAtATime(self._notify, name="notifications")
 
-    def notify(self, namespace: str, name: str) -> None:
+    def look(self, namespace: str, name: str, known: Known) -> None:
         """Send what the run owes; one run at a time, so a slow mail server holds one thread."""
-        if not self._busy.acquire(blocking=False):
-            return
-        try:
-            self._notify(namespace, name)
-        finally:
-            self._busy.release()
+        self._looks.ask(namespace, name, known)
 
-    def _notify(self, namespace: str, name: str) -> None:
+    def forget(self, uid: str) -> None:
+        """Drop what this process remembers of a deleted run."""
+        self._written.forget(uid)
+
+    def _notify(self, run: Mapping[str, Any], known: Known) -> None:
         now = now_utc()
-        run, report = run_report(self._runs, self._checkpoints, namespace, name, now)
-        status = run.get("status") or {}
-        notes = status.get("notifications") or {}
-        if is_after(notes.get("nextAttemptAt"), now):
+        status = self._written.status(run)
+        notes = status["notifications"]
+        if not may_owe_mail(status) or is_after(notes.get("nextAttemptAt"), now):
             return
         handled = {
             *(notes.get("sent") or {}),
             *(notes.get("failed") or {}),
-            *self._sent_by_predecessors(namespace, status),
+            *self._sent_by_predecessors(known, run["metadata"]["namespace"], status),
         }
+        report = indexed_report(run, known, now)
         alerts = unsent(
             due_alerts(report, status, airtable_alert_after=self._airtable_alert_after, now=now),
             handled,
         )
-        for alert in alerts:
-            if not self._deliver(run, alert, notes, now):
-                return
-            run = self._runs.get(namespace, name)  # the key is written: carry on from there
-
-    def _deliver(
-        self, run: Mapping[str, Any], alert: Alert, notes: Mapping[str, Any], now: datetime.datetime
-    ) -> bool:
-        body = cast(kopf.Body, run)
         if self._mailer is None:
-            # kopf.event, not kopf.info: a Normal Event whatever kopf's posting level.
-            kind = "Normal" if alert.kind is AlertKind.RUN_REPORT else "Warning"
-            kopf.event(body, type=kind, reason=alert.kind.value, message=alert.subject)
+            self._log_only(run, alerts, now)
+            return
+        for alert in alerts:
+            written = self._deliver(self._mailer, run, alert, notes, now)
+            if written is None:
+                return
+            run, notes = written, self._written.of(written)  # the key is written: carry on
+
+    def _log_only(
+        self, run: Mapping[str, Any], alerts: list[Alert], now: datetime.datetime
+    ) -> None:
+        """No recipient: each alert is a log line, and an Event unless the lifecycle posts its
+        own; their keys are recorded in one write."""
+        if not alerts:
+            return
+        for alert in alerts:
+            if alert.kind not in POSTED_BY_LIFECYCLE:
+                kopf.warn(cast(kopf.Body, run), reason=alert.kind.value, message=alert.subject)
             log.warning(
                 "alert (no e-mail recipient)", extra={"key": alert.key, "subject": alert.subject}
             )
-            self._record(run, alert, None, now)
-            return True
+        self._record(run, alerts, None, now)
+
+    def _deliver(
+        self,
+        mailer: Mailer,
+        run: Mapping[str, Any],
+        alert: Alert,
+        notes: Mapping[str, Any],
+        now: datetime.datetime,
+    ) -> dict[str, Any] | None:
+        """Send ``alert`` and record it; the run as written, or None when the send failed."""
         try:
-            self._mailer.send(
+            mailer.send(
                 Email(
                     subject=alert.subject, text=alert.text, html=alert.html, kind=alert.kind.value
                 )
             )
         except IntegrationError as exc:
             metrics.EMAILS_FAILED.labels(kind=alert.kind.value).inc()
-            self._failed(run, alert, notes, exc, now)
-            return False
+            self._failed(run, alert, notes, exc, now_utc())  # its retry counts from now
+            return None
         metrics.EMAILS_SENT.labels(kind=alert.kind.value).inc()
         log.info("e-mail sent", extra={"key": alert.key, "kind": alert.kind.value})
-        self._record(
-            run, alert, (ConditionStatus.TRUE, "Delivered", "every e-mail due was sent"), now
+        return self._record(
+            run, [alert], (ConditionStatus.TRUE, "Delivered", "every e-mail due was sent"), now
         )
-        return True
 
     def _record(
         self,
         run: Mapping[str, Any],
-        alert: Alert,
+        alerts: list[Alert],
         condition: tuple[str, str, str] | None,
         now: datetime.datetime,
-    ) -> None:
+    ) -> dict[str, Any]:
         sent = {
-            "sent": {alert.key: format_time(now)},
-            "attempts": {alert.key: None},
+            "sent": {alert.key: format_time(now) for alert in alerts},
+            "attempts": {alert.key: None for alert in alerts},
             "nextAttemptAt": None,
             "lastError": None,
         }
-        write_status(
+        written = write_status(
             self._runs,
             run,
             lambda _: {"notifications": sent},
             condition=None if condition is None else (ConditionType.EMAIL_DELIVERED, *condition),
             now=now,
         )
+        self._written.remember(written)
+        return written
 
     def _failed(
         self,
@@ -171,27 +200,23 @@ class Notifier:
                 "lastError": str(exc)[:1000],
             }
             reason = "Retrying"
-        write_status(
+        written = write_status(
             self._runs,
             run,
             lambda _: {"notifications": changes},
             condition=(ConditionType.EMAIL_DELIVERED, ConditionStatus.FALSE, reason, message),
             now=now,
         )
+        self._written.remember(written)
 
-    def _sent_by_predecessors(self, namespace: str, status: Mapping[str, Any]) -> set[str]:
+    def _sent_by_predecessors(
+        self, known: Known, namespace: str, status: Mapping[str, Any]
+    ) -> set[str]:
         """Keys sent by the runs whose cycles this run continues (cycle-keyed alerts)."""
         keys: set[str] = set()
         for entry in (status.get("streams") or {}).values():
             previous = (entry or {}).get("resumedFrom")
-            if not previous:
-                continue
-            try:
-                earlier = self._runs.get(namespace, previous)
-            except client.ApiException as exc:
-                if exc.status == 404:
-                    continue  # pruned or deleted: its alerts may be repeated (README)
-                raise
-            notes = (earlier.get("status") or {}).get("notifications") or {}
-            keys |= inherited(notes.get("sent") or {})
+            earlier = known.run_named(namespace, previous) if previous else None
+            if earlier is not None:  # else pruned or deleted: its alerts may be repeated (README)
+                keys |= inherited(self._written.of(earlier).get("sent") or {})
         return keys

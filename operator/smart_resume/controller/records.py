@@ -11,6 +11,12 @@ was cut anywhere (an operator killed mid-way, a timeout after Airtable applied a
 simply done again: no duplicate, and a record missing for any reason is created. The sync state
 lives in the run's status, so a restarted operator carries on where the last one stopped.
 
+When: on the events of the run, its Jobs and its checkpoints, the recorder looks at the run as
+the operator's indices hold it (``controller.projection``: no API read) and syncs only when the
+records lag; a kopf timer looks again every few seconds only while they still lag (a failed
+sync waits for its ``nextAttemptAt``). What this process last wrote to ``status.airtable``
+counts over an older copy of the run, so a late watch event never syncs a phase twice.
+
 Rate budget: the recorder runs one sync at a time for the whole operator and paces its own
 requests to ``SMART_RESUME_AIRTABLE_RECORDS_REQUESTS_PER_SECOND`` (2 by default); the workers
 read the Clients table once per run each (one request per 100 clients) and write only to the
@@ -25,7 +31,6 @@ from __future__ import annotations
 import datetime
 import logging
 import math
-import threading
 from collections.abc import Mapping
 from typing import Any, Final, cast
 
@@ -33,7 +38,15 @@ import kopf
 
 from smart_resume.config import AirtableSettings
 from smart_resume.controller import metrics
-from smart_resume.controller.projection import is_after, now_utc, run_report, write_status
+from smart_resume.controller.known import Known
+from smart_resume.controller.projection import (
+    OneAtATime,
+    Written,
+    indexed_report,
+    is_after,
+    now_utc,
+    write_status,
+)
 from smart_resume.core.errors import ConfigurationError, IntegrationError, PermanentError
 from smart_resume.core.records import ClientResult, RunRecord, RunRecords, build_records
 from smart_resume.core.report import format_duration
@@ -46,7 +59,6 @@ from smart_resume.integrations.airtable_fields import (
 )
 from smart_resume.integrations.pacing import RequestPacer
 from smart_resume.kube.runs import Runs
-from smart_resume.kube.streams import Checkpoints
 
 log = logging.getLogger("smart_resume.records")
 
@@ -68,19 +80,16 @@ class RunRecorder:
         self,
         gateway: AirtableGateway,
         runs: Runs,
-        checkpoints: Checkpoints,
         settings: AirtableSettings,
     ) -> None:
         self._gateway = gateway
         self._runs = runs
-        self._checkpoints = checkpoints
         self._settings = settings
-        self._busy = threading.Lock()
+        self._written = Written("airtable")
+        self._looks = OneAtATime(self._sync, name="records")
 
     @classmethod
-    def start(
-        cls, settings: AirtableSettings, runs: Runs, checkpoints: Checkpoints
-    ) -> RunRecorder | None:
+    def start(cls, settings: AirtableSettings, runs: Runs) -> RunRecorder | None:
         """A recorder whose master base and tables answered, or None when Airtable is not
         configured for the operator.
 
@@ -114,29 +123,28 @@ class RunRecorder:
             ) from exc
         except IntegrationError as exc:
             log.warning("Airtable did not answer the start-up check; syncs will retry: %s", exc)
-        return cls(gateway, runs, checkpoints, settings)
+        return cls(gateway, runs, settings)
 
-    def sync(self, namespace: str, name: str) -> None:
+    def look(self, namespace: str, name: str, known: Known) -> None:
         """Bring the run's records up to its phase, or record why not; one sync at a time."""
-        if not self._busy.acquire(blocking=False):
-            return  # another run's sync holds the budget; this one is tried on the next tick
-        try:
-            self._sync(namespace, name)
-        finally:
-            self._busy.release()
+        self._looks.ask(namespace, name, known)
 
-    def _sync(self, namespace: str, name: str) -> None:
+    def forget(self, uid: str) -> None:
+        """Drop what this process remembers of a deleted run."""
+        self._written.forget(uid)
+
+    def _sync(self, run: Mapping[str, Any], known: Known) -> None:
         now = now_utc()
-        run, report = run_report(self._runs, self._checkpoints, namespace, name, now)
-        status = run.get("status") or {}
-        state = status.get("airtable") or {}
+        status = self._written.status(run)
+        state = status["airtable"]
         if not records_due(status) or is_after(state.get("nextAttemptAt"), now):
             return
+        report = indexed_report(run, known, now)
         records = build_records(report)
         try:
             requests = self._write(records)
         except IntegrationError as exc:
-            self._failed(run, state, exc, now)
+            self._failed(run, state, exc, now_utc())  # its retry counts from now, not the start
             return
         log.info(
             "run records synced",
@@ -151,7 +159,7 @@ class RunRecorder:
             "nextAttemptAt": None,
             "error": None,
         }
-        write_status(
+        written = write_status(
             self._runs,
             run,
             lambda _: {"airtable": synced},
@@ -164,6 +172,7 @@ class RunRecorder:
             ),
             now=now,
         )
+        self._written.remember(written)
 
     def _write(self, records: RunRecords) -> int:
         base = self._gateway.master_base_id
@@ -204,13 +213,14 @@ class RunRecorder:
             "nextAttemptAt": format_time(now + datetime.timedelta(seconds=delay)),
             "error": str(exc)[:1000],
         }
-        write_status(
+        written = write_status(
             self._runs,
             run,
             lambda _: {"airtable": failing},
             condition=(ConditionType.AIRTABLE_SYNCED, ConditionStatus.FALSE, reason, message),
             now=now,
         )
+        self._written.remember(written)
 
 
 def job_tracking_fields(run: RunRecord) -> dict[str, Any]:

@@ -41,6 +41,20 @@ class AlertKind(enum.StrEnum):
     RUN_REPORT = "RunReport"
 
 
+POSTED_BY_LIFECYCLE: Final = frozenset(
+    {
+        AlertKind.DEADLINE_REACHED,
+        AlertKind.STREAM_FAILED,
+        AlertKind.RUN_FAILED,
+        AlertKind.STALE_LOCK_TAKEN_OVER,
+        AlertKind.RUN_REPORT,
+    }
+)
+"""The kinds whose event the lifecycle posts as a Kubernetes Event of its own (``StreamTimedOut``
+and ``RunTimedOut``, ``StreamFailed``, ``RunFailed``, ``StaleLockTakenOver``, ``Run<phase>``
+with the clients done): with no e-mail recipient they are log lines, not a second Event."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Alert:
     key: str
@@ -62,10 +76,18 @@ def may_owe_mail(status: Mapping[str, Any]) -> bool:
         return False
     if not is_terminal(status.get("phase") or Phase.PENDING):
         return True
+    return REPORT_KEY not in _handled(status) or _airtable_alert_pending(status)
+
+
+def awaits_clock(status: Mapping[str, Any]) -> bool:
+    """Whether the run may owe an e-mail that no event of the run brings: a failed send waiting
+    for its next try, Airtable records failing long enough for their alert, or the report of a
+    run that has ended (whose events are over, should a look at it have failed)."""
+    if not may_owe_mail(status):
+        return False
     notes = status.get("notifications") or {}
-    handled = {**(notes.get("sent") or {}), **(notes.get("failed") or {})}
-    failing = (status.get("airtable") or {}).get("failingSince")
-    return REPORT_KEY not in handled or bool(failing and _airtable_key(failing) not in handled)
+    ended = is_terminal(status.get("phase") or Phase.PENDING)
+    return bool(notes.get("nextAttemptAt")) or ended or _airtable_alert_pending(status)
 
 
 def due_alerts(
@@ -199,6 +221,16 @@ def _subject(summary: str) -> str:
 
 def _streams(streams: Iterable[int]) -> str:
     return ", ".join(str(s) for s in streams)
+
+
+def _handled(status: Mapping[str, Any]) -> set[str]:
+    notes = status.get("notifications") or {}
+    return {*(notes.get("sent") or {}), *(notes.get("failed") or {})}
+
+
+def _airtable_alert_pending(status: Mapping[str, Any]) -> bool:
+    failing = (status.get("airtable") or {}).get("failingSince")
+    return bool(failing and _airtable_key(failing) not in _handled(status))
 
 
 def _airtable_key(failing_since: str) -> str:

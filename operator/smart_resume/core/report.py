@@ -1,17 +1,18 @@
 """PURE: the run report: what a run did per stream, per client and per task, as rows and text.
 
 ``build_report`` reduces a SmartResumeRun and the checkpoints of its streams' cycles to a
-``RunReport``; ``render_text`` lays it out for a terminal of ``width`` columns (100 by default)
-in the style of ``tkn pr describe``; ``as_json`` gives the same content to scripts. A stream whose
-cycle has moved on (a later run opened a new one) shows its run-level figures only: its clients'
-detail now belongs to the later cycle.
+``RunReport`` (``report_from`` reads those checkpoints through a lookup: the API server's for
+the CLI, the operator's index for its records and e-mails); ``render_text`` lays it out for a
+terminal of ``width`` columns (100 by default) in the style of ``tkn pr describe``; ``as_json``
+gives the same content to scripts. A stream whose cycle has moved on (a later run opened a new
+one) shows its run-level figures only: its clients' detail now belongs to the later cycle.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -101,6 +102,21 @@ class RunReport:
     clients: tuple[ClientLine, ...]
     totals: Mapping[str, int] = dataclasses.field(default_factory=dict)
     """Clients by outcome over all streams (``status.totals``)."""
+
+
+def report_from(
+    run: Mapping[str, Any],
+    checkpoint_status: Callable[[str], Mapping[str, Any] | None],
+    *,
+    now: datetime,
+) -> RunReport:
+    """The report of ``run``, each stream's cycle read by ``checkpoint_status(name)`` of its
+    checkpoint (None: no such checkpoint): from the API server or from the operator's index."""
+    cycles: dict[int, CycleView | None] = {}
+    for key, entry in ((run.get("status") or {}).get("streams") or {}).items():
+        found = checkpoint_status((entry or {}).get("checkpoint", ""))
+        cycles[int(key)] = None if found is None else CycleView.of(found)
+    return build_report(run, cycles, now=now)
 
 
 def build_report(

@@ -140,10 +140,13 @@ class Jobs:
     def ensure(self, manifest: dict[str, Any]) -> bool:
         """Create the Job; ``False`` when it already exists (a re-run handler), which is fine."""
         try:
-            self._batch.create_namespaced_job(
+            response = self._batch.create_namespaced_job(
                 manifest["metadata"]["namespace"],
                 manifest,  # type: ignore[arg-type]  # the client validates a dict into a V1Job
+                _preload_content=False,  # the Job as created is not read: not parsed either
             )
+            response.drain_conn()  # type: ignore[attr-defined]  # a urllib3 response
+            response.release_conn()  # type: ignore[attr-defined]
         except ApiException as exc:
             if exc.status == 409:
                 return False

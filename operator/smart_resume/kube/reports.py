@@ -6,7 +6,7 @@ import datetime
 from collections.abc import Mapping
 from typing import Any
 
-from smart_resume.core.report import CycleView, RunReport, build_report
+from smart_resume.core.report import RunReport, report_from
 from smart_resume.kube.streams import Checkpoints
 
 
@@ -15,8 +15,9 @@ def report_of(
 ) -> RunReport:
     """The report of ``run``, with the checkpoint of each stream it started (one LIST)."""
     found = {c["metadata"]["name"]: c for c in checkpoints.list(run["metadata"]["namespace"])}
-    cycles: dict[int, CycleView | None] = {}
-    for key, entry in ((run.get("status") or {}).get("streams") or {}).items():
-        checkpoint = found.get((entry or {}).get("checkpoint", ""))
-        cycles[int(key)] = CycleView.of(checkpoint.get("status") or {}) if checkpoint else None
-    return build_report(run, cycles, now=now)
+
+    def status_of(name: str) -> Mapping[str, Any] | None:
+        checkpoint = found.get(name)
+        return None if checkpoint is None else checkpoint.get("status") or {}
+
+    return report_from(run, status_of, now=now)

@@ -49,13 +49,14 @@ class Runs:
         status: dict[str, Any],
         *,
         resource_version: str | None = None,
-    ) -> None:
-        """Merge ``status`` in; with ``resource_version``, only if the run is still at it (409
-        otherwise), for writers that derive a whole list (conditions) from what they read."""
+    ) -> dict[str, Any]:
+        """Merge ``status`` in and return the run as written; with ``resource_version``, only if
+        the run is still at it (409 otherwise), for writers that derive a whole list
+        (conditions) from what they read."""
         body: dict[str, Any] = {"status": status}
         if resource_version:
             body["metadata"] = {"resourceVersion": resource_version}
-        self._objects.patch_namespaced_custom_object_status(
+        written = self._objects.patch_namespaced_custom_object_status(
             resource.GROUP,
             resource.VERSION,
             namespace,
@@ -65,6 +66,7 @@ class Runs:
             field_manager=self._manager,
             _content_type=MERGE_PATCH,
         )
+        return cast(dict[str, Any], written)
 
     def patch_stream(self, namespace: str, name: str, stream: int, patch: dict[str, Any]) -> None:
         """Merge ``patch`` into ``status.streams.<stream>`` only."""
