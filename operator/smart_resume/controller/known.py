@@ -66,7 +66,9 @@ class Known:
     runs_index: Mapping[str, Collection[Mapping[str, Any]]]
     jobs_index: Mapping[RunKey, Collection[JobState]]
     checkpoints_index: Mapping[tuple[str, str], Collection[Mapping[str, Any]]]
-    checkpoint_versions_index: Mapping[tuple[str, str], Collection[str]]
+    checkpoint_versions_index: Mapping[tuple[str, str], Collection[str]] = dataclasses.field(
+        default_factory=dict
+    )
 
     def runs(self, namespace: str) -> list[Mapping[str, Any]]:
         return list(self.runs_index.get(namespace, ()))
