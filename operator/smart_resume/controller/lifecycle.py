@@ -126,7 +126,9 @@ class RunLifecycle:
         self._progress_due: dict[str, float] = {}
         self.later = Later(self._starts)
         """The one clock for calls due later, for all runs."""
-        self._words_due: dict[tuple[str, str], float] = {}
+        self._words_due: dict[str, float] = {}
+        """Per run: when its Jobs' ends awaiting their workers' last words are folded anyway
+        (one clock per run, so that ends close together are folded in one write)."""
         self._created: set[tuple[str, str]] = set()
         self._lease_versions: dict[tuple[str, str], str] = {}
         """``(Lease, holder)``: the resourceVersion of this process's last write of the Lease."""
@@ -516,13 +518,43 @@ class RunLifecycle:
             changes = patch.get("status")
             if not changes:
                 return
+            if _ends_something(changes):
+                with self._following_lock:  # the ends awaited are folded: a later end waits anew
+                    self._words_due.pop(uid, None)
             now = time.monotonic()
             wait = self._progress_due.get(uid, 0.0) - now
             if wait > 0 and not _ends_something(changes):
                 self._follow_later(uid, meta["namespace"], meta["name"], known, wait)
                 return
-            self._runs.patch_status(meta["namespace"], meta["name"], changes)
+            self._write(body, changes, known)
             self._progress_due[uid] = now + PROGRESS_WRITE_SECONDS
+
+    def _write(self, body: Mapping[str, Any], changes: dict[str, Any], known: Known) -> None:
+        """Write what following decided. The conditions are a list that a merge patch replaces
+        whole, and the recorder and the notifier write conditions of their own: a write of them
+        is conditioned on the copy it was derived from, and decided again on a 409."""
+        meta = body["metadata"]
+        if "conditions" not in changes:
+            self._runs.patch_status(meta["namespace"], meta["name"], changes)
+            return
+        try:
+            self._runs.patch_status(
+                meta["namespace"], meta["name"], changes, resource_version=meta["resourceVersion"]
+            )
+            return
+        except client.ApiException as exc:
+            if exc.status != 409:
+                raise
+        fresh = self._runs.get(meta["namespace"], meta["name"])
+        patch = kopf.Patch()
+        self._reconcile(kopf.Body(cast(kopf.RawBody, fresh)), patch, known)
+        if patch.get("status"):
+            self._runs.patch_status(
+                meta["namespace"],
+                meta["name"],
+                dict(patch["status"]),
+                resource_version=fresh["metadata"]["resourceVersion"],
+            )
 
     def _follow_later(
         self, uid: str, namespace: str, name: str, known: Known, delay: float
@@ -546,8 +578,7 @@ class RunLifecycle:
             self._progress_due.pop(uid, None)
             for key in [key for key in list(self._ended) if key[0] == uid]:
                 del self._ended[key]
-            for key in [key for key in list(self._words_due) if key[0] == uid]:
-                del self._words_due[key]
+            self._words_due.pop(uid, None)
             self._created = {key for key in self._created if key[0] != uid}
         with self._observations_lock:
             for key in [key for key in self._lease_versions if key[1].endswith(f"/{uid}")]:
@@ -631,7 +662,7 @@ class RunLifecycle:
                 and (meta["uid"], job.name) not in self._ended
                 and not is_terminal(entry.get("phase", ""))
                 and not self._last_words_seen(meta["namespace"], entry, known)
-                and self._last_words_due(meta["uid"], job.name) <= 0
+                and self._last_words_due(meta["uid"]) <= 0
             ):
                 late.append(entry)
         return late
@@ -648,10 +679,10 @@ class RunLifecycle:
             or known.checkpoint_version(namespace, stream_status.get("checkpoint", "")) == version
         )
 
-    def _last_words_due(self, uid: str, job: str) -> float:
-        """Seconds still to wait for the last words of the worker of ``job``, which ended."""
+    def _last_words_due(self, uid: str) -> float:
+        """Seconds still to wait for the last words of the workers of the run's ended Jobs."""
         with self._following_lock:
-            due = self._words_due.setdefault((uid, job), time.monotonic() + LAST_WORDS_SECONDS)
+            due = self._words_due.setdefault(uid, time.monotonic() + LAST_WORDS_SECONDS)
         return due - time.monotonic()
 
     def _follow_job(
@@ -680,7 +711,7 @@ class RunLifecycle:
             return {}
         worker_reason = stream_status.get("workerReason", "")
         if not self._last_words_seen(meta["namespace"], stream_status, known):
-            wait = self._last_words_due(meta["uid"], stream_status["job"])
+            wait = self._last_words_due(meta["uid"])
             if wait > 0:
                 # The worker writes its last words before it exits, so they are on their way
                 # in the watches unless it was killed: fold the end once they are here.
