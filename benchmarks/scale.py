@@ -131,6 +131,13 @@ class Bench:
         self._serial = 0
 
     def __enter__(self) -> Bench:
+        try:
+            return self._enter()
+        except BaseException:  # __exit__ is not called then: stop what started
+            self._stack.close()
+            raise
+
+    def _enter(self) -> Bench:
         self._stack.callback(shutil.rmtree, self._workdir, ignore_errors=True)
         self.plane = ControlPlane(
             self._workdir / "cluster", controller_manager_qps=self._qps, audit=True

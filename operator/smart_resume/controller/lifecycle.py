@@ -661,23 +661,11 @@ class RunLifecycle:
                 and entry.get("job") == job.name
                 and (meta["uid"], job.name) not in self._ended
                 and not is_terminal(entry.get("phase", ""))
-                and not self._last_words_seen(meta["namespace"], entry, known)
+                and not last_words_seen(meta["namespace"], entry, known)
                 and self._last_words_due(meta["uid"]) <= 0
             ):
                 late.append(entry)
         return late
-
-    @staticmethod
-    def _last_words_seen(namespace: str, stream_status: Mapping[str, Any], known: Known) -> bool:
-        """Whether the worker's last words are at hand: its reason in the run, and its checkpoint
-        at the version those words name (the two watches are not ordered with each other)."""
-        if not stream_status.get("workerReason"):
-            return False
-        version = stream_status.get("workerCheckpoint")
-        return (
-            not version
-            or known.checkpoint_version(namespace, stream_status.get("checkpoint", "")) == version
-        )
 
     def _last_words_due(self, uid: str) -> float:
         """Seconds still to wait for the last words of the workers of the run's ended Jobs."""
@@ -710,7 +698,7 @@ class RunLifecycle:
         if job_reason is None:
             return {}
         worker_reason = stream_status.get("workerReason", "")
-        if not self._last_words_seen(meta["namespace"], stream_status, known):
+        if not last_words_seen(meta["namespace"], stream_status, known):
             wait = self._last_words_due(meta["uid"])
             if wait > 0:
                 # The worker writes its last words before it exits, so they are on their way
@@ -948,6 +936,19 @@ def _summary(
         "conditions": conditions,
         "observedGeneration": generation,
     }
+
+
+def last_words_seen(namespace: str, stream_status: Mapping[str, Any], known: Known) -> bool:
+    """Whether a stream's worker's last words are at hand: its reason in the run, and its
+    checkpoint at the version those words name (the two watches are not ordered with each
+    other)."""
+    if not stream_status.get("workerReason"):
+        return False
+    version = stream_status.get("workerCheckpoint")
+    return (
+        not version
+        or known.checkpoint_version(namespace, stream_status.get("checkpoint", "")) == version
+    )
 
 
 def _progress(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
