@@ -612,6 +612,7 @@ def _operator_env(kubeconfig: Path) -> dict[str, str]:
         "SMART_RESUME_JOB_SCHEDULER_NAME": POD_RUNNER_SCHEDULER,
         "SMART_RESUME_JOB_BACKOFF_LIMIT": "0",
         "SMART_RESUME_JOB_HISTORY_LIMIT": "100000",
+        "MALLOC_ARENA_MAX": "2",  # as the image sets it (Dockerfile)
     }
 
 
