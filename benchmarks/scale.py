@@ -62,7 +62,6 @@ USER_AGENT = "smart-resume-bench"
 RUN_NAMESPACES = "runs-"
 STREAMS_PER_NAMESPACE = 64
 RAISED_QPS = 100
-HANDLED = f"{resource.PREFIX}/last-handled-configuration"
 GOALS = {
     "create_to_jobs_p95_vs_direct": 1.5,
     "burst_settled_vs_plain": 1.25,
@@ -552,7 +551,7 @@ class Watches:
             self.runs_gone.see(key)
             return
         annotations = run["metadata"].get("annotations") or {}
-        if phase == Phase.RUNNING and HANDLED in annotations:  # kopf is done with its start
+        if phase == Phase.RUNNING and resource.HANDLED in annotations:  # kopf's start is done
             self.runs_running.see(key)
         if is_terminal(phase):
             self.runs_settled.see(key)

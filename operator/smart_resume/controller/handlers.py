@@ -55,7 +55,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.persistence.finalizer = resource.FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=resource.PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=resource.PREFIX, key="last-handled-configuration"
+        prefix=resource.PREFIX, key=resource.HANDLED_KEY
     )
     # Events are the lifecycle's own (``lifecycle.post_normal`` and ``kopf.warn``); kopf's log
     # lines ("Handler 'start' succeeded", ...) stay in the log instead of costing a write each.

@@ -689,8 +689,12 @@ class RunLifecycle:
             return ended  # folded already; the run copy at hand predates that write
         if job is not None:
             job_reason = job.ended
-        elif (meta["uid"], stream_status["job"]) in self._created or self._jobs.exists(
-            meta["namespace"], stream_status["job"]
+        elif (
+            (meta["uid"], stream_status["job"]) in self._created
+            # The start handler names the Jobs before it creates them; until it finished (an
+            # operator restart in between) a Job not seen yet is still to be created.
+            or resource.HANDLED not in (meta.get("annotations") or {})
+            or self._jobs.exists(meta["namespace"], stream_status["job"])
         ):
             return {}  # created a moment ago; its first event is on its way
         else:
