@@ -611,6 +611,7 @@ def test_every_run_status_field_has_one_writer(
         "status.streams.1.workerReason",
         "status.streams.1.workerMessage",
         "status.streams.1.workerCheckpoint",
+        "status.streams.1.workerLease",
     }
     assert_invariants(
         api_client, run_namespace, task_log, pod_runner, finished_streams={1: {"acme-recruiting"}}

@@ -12,8 +12,9 @@ long, and the records and e-mails are looked at again while a retry waits
 (``RETRY_INTERVAL_SECONDS``), all on one clock for all runs (``controller.later``); nothing lists
 a namespace, and nothing looks at a suspended or finished run.
 
-No handler or timer needs a finalizer, so kopf puts none on runs: a deleted run's Jobs and Leases
-are its dependents, and the garbage collector deletes them (``RunLifecycle.deleted``).
+No handler or timer needs a finalizer, so kopf puts none on runs: a deleted run's Jobs are its
+dependents, the garbage collector deletes them, and their workers release the Leases once they
+wrapped up (``RunLifecycle.deleted``).
 """
 
 from __future__ import annotations
@@ -220,7 +221,7 @@ def run_changed(
 ) -> None:
     """A run's own change (its start written, say) may be what a Job's end waited for, or
     what its records and e-mails wait for (its phase); a run deleted is told in an Event (the
-    garbage collector stops its Jobs and frees its Leases)."""
+    garbage collector stops its Jobs)."""
     if type == "DELETED":
         uid = body["metadata"]["uid"]
         memo.lifecycle.forget(uid)

@@ -402,11 +402,12 @@ class RunLifecycle:
                 self._lease_versions[(lock.key, lock.holder)] = acquisition.version
         return acquisition
 
-    def _release(self, lock: StreamLock) -> None:
-        """Release the Lease, on the version this process wrote if nobody wrote since."""
+    def _release(self, lock: StreamLock, version: str = "") -> None:
+        """Release the Lease, in one request when nobody wrote it since ``version`` (its worker's
+        last renewal) or else since this process's own last write."""
         with self._observations_lock:
-            version = self._lease_versions.pop((lock.key, lock.holder), "")
-        lock.release(version)
+            written = self._lease_versions.pop((lock.key, lock.holder), "")
+        lock.release(version or written)
 
     def _not_acquired(
         self, body: Body, stream: int, lock: StreamLock, acquisition: Acquisition
@@ -722,7 +723,7 @@ class RunLifecycle:
             cycle_closed=phase in (Phase.SUCCEEDED, Phase.PARTIALLY_SUCCEEDED),
             checkpointed="clientsTotal" in stream_status,
         )
-        self._release(self._lock(body, stream))
+        self._release(self._lock(body, stream), stream_status.get("workerLease", ""))
         message = stream_status.get("workerMessage") or reason
         if not alone:  # else the run's end, a moment later, tells it (one Event, not two)
             event = post_normal if phase == Phase.SUCCEEDED else kopf.warn
@@ -830,9 +831,12 @@ class RunLifecycle:
     # -- delete -------------------------------------------------------------------------------
 
     def deleted(self, body: Body) -> None:
-        """Tell that a run was deleted mid-run. Nothing more to do: its Jobs and Leases are its
-        dependents (owner references), so the garbage collector deletes them, and the pods get
-        SIGTERM; the streams' checkpoints have no owner and stay, for the next run to continue.
+        """Tell that a run was deleted mid-run. Nothing more to do: its Jobs are its dependents
+        (owner references), so the garbage collector deletes them and their pods get SIGTERM;
+        each worker wraps up its client in flight and then releases its stream's Lease (Leases
+        have no owner, or the collector would free a stream while its worker still writes; one
+        whose worker never wrapped up goes stale). The streams' checkpoints stay, for the next
+        run to continue.
 
         Runs carry no finalizer: the one kopf would add (for a deletion handler or a timer)
         costs two writes per run and holds a deleted run until the operator is back, for
@@ -906,7 +910,6 @@ class RunLifecycle:
             stream=stream,
             holder=holder_identity(dict(body)),
             duration_seconds=self._settings.lease.duration_seconds,
-            owner=owner_reference(body),
         )
 
 

@@ -55,7 +55,6 @@ class StreamLock:
         stream: int,
         holder: str,
         duration_seconds: int,
-        owner: dict[str, Any] | None = None,
     ) -> None:
         self._objects = client.CustomObjectsApi(api)
         self.namespace = namespace
@@ -65,7 +64,8 @@ class StreamLock:
         """What ``LeaseObservations`` know this Lease by."""
         self.holder = holder
         self.duration_seconds = duration_seconds
-        self._owner = owner
+        self.version = ""
+        """The Lease's resourceVersion after this object's last write ("" once released)."""
 
     def acquire(
         self,
@@ -134,7 +134,7 @@ class StreamLock:
             if current is None or current.holder != self.holder:
                 return False
             try:
-                self._replace(version, current, now, acquired=None)
+                self.version = self._replace(version, current, now, acquired=None)
                 return True
             except ApiException as exc:
                 if exc.status != 409:
@@ -148,12 +148,13 @@ class StreamLock:
         the worker released it already); it is read and decided on only after a 409.
         """
         deleted = self._delete(version) if version else None
-        if deleted is not None:
-            return deleted
-        current, version = self._read()
-        if current is None or current.holder != self.holder:
-            return False
-        return bool(self._delete(version))
+        if deleted is None:
+            current, version = self._read()
+            if current is None or current.holder != self.holder:
+                return False
+            deleted = bool(self._delete(version))
+        self.version = ""
+        return deleted
 
     def _delete(self, version: str) -> bool | None:
         """Delete the Lease at ``version``: ``True``; ``False`` when gone; ``None`` on a 409."""
@@ -255,8 +256,6 @@ class StreamLock:
             "name": self.name,
             "labels": {resource.LABEL_STREAM: str(self.stream)},
         }
-        if self._owner:
-            metadata["ownerReferences"] = [self._owner]
         return {
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",

@@ -8,7 +8,7 @@
    judged by the API server's clock, so a retried pod gets what is left, not a fresh deadline.
 4. Load the stream's clients from the Airtable Clients table (or the run's ad-hoc client list).
 5. Process them with ``StreamWorker``, renewing the Lease, until done, deadline, SIGTERM or fenced;
-   then (after SIGTERM: once the client in flight wrapped up) release the Lease.
+   after SIGTERM, release the Lease once the client in flight wrapped up.
 6. Record why it stopped in ``status.streams.<n>.workerReason`` of the run.
 """
 
@@ -70,11 +70,13 @@ def run_worker(*, run_name: str, stream: int, namespace: str | None = None) -> i
     api = api_client()
     runs = Runs(api, field_manager=FIELD_MANAGER_WORKER)
 
-    def record(result: StreamResult, checkpoint_version: str = "") -> None:
+    def record(result: StreamResult, checkpoint_version: str = "", lease_version: str = "") -> None:
         log.info("stream ended", extra={"reason": result.reason, "detail": result.message})
         words = {"workerReason": result.reason.value, "workerMessage": result.message}
         if checkpoint_version:  # the operator folds the end once it has seen this version
             words["workerCheckpoint"] = checkpoint_version
+        if lease_version:  # and releases the Lease on this one, in one request
+            words["workerLease"] = lease_version
         try:
             _retrying(lambda: runs.patch_stream(namespace, run_name, stream, words))
         except ApiException as exc:
@@ -82,13 +84,13 @@ def run_worker(*, run_name: str, stream: int, namespace: str | None = None) -> i
                 raise
 
     try:
-        result, checkpoint_version = _work(
+        result, checkpoint_version, lease_version = _work(
             api, runs, signals, namespace=namespace, run_name=run_name, stream=stream
         )
     except _Stop as stop:
         record(stop.result)
         return stop.exit_code
-    record(result, checkpoint_version)
+    record(result, checkpoint_version, lease_version)
     return EXIT_TERMINATED if signals.terminate.is_set() else EXIT_OK
 
 
@@ -100,8 +102,9 @@ def _work(
     namespace: str,
     run_name: str,
     stream: int,
-) -> tuple[StreamResult, str]:
-    """How the stream's work ended, and the resourceVersion of its last checkpoint write."""
+) -> tuple[StreamResult, str, str]:
+    """How the stream's work ended, and the resourceVersions of its last checkpoint and Lease
+    writes (the Lease's empty once released)."""
     try:
         settings = Settings.from_env()
         run = runs.get(namespace, run_name)
@@ -167,11 +170,12 @@ def _work(
         signals=signals,
     ):
         result = worker.run()
-    if not signals.fenced.is_set():
-        # Done, out of time, suspended or deleted: the client in flight has wrapped up, so the
-        # stream is free now, and the operator has no Lease left to delete when the Job ends.
+    if signals.terminate.is_set() and not signals.fenced.is_set():
+        # Suspended, deleted or out of time: the client in flight has wrapped up, so the
+        # stream is free now. Otherwise the operator releases the Lease once it has folded the
+        # stream's end, so that no run claims the cycle before this one's end is judged.
         lock.release()
-    return result, writer.version
+    return result, writer.version, lock.version
 
 
 class ConditionalCheckpoint:
