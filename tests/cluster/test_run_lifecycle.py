@@ -289,18 +289,23 @@ def test_run__delete_mid_run_stops_the_worker(
     operator: OperatorProcess,
     pod_runner: PodRunner,
 ) -> None:
-    """Deleting a running run is done at once (no finalizer); the garbage collector deletes its
-    Job (the worker gets SIGTERM) and its Lease, and the operator tells it in an Event."""
+    """Deleting a running run stops its Job (the worker gets SIGTERM), frees the Lease, and
+    completes."""
     _start_slow_run(api_client, run_namespace, airtable, "doomed", task_seconds=2)
-    assert not get_run(api_client, run_namespace, "doomed")["metadata"].get("finalizers")
     _delete_run(api_client, run_namespace, "doomed")
-    assert _run_gone(api_client, run_namespace, "doomed")
-    _wait_until_cleaned_up(api_client, run_namespace)
     wait_for(
-        lambda: "Terminated" in _events(api_client, run_namespace, "doomed"),
-        timeout=30,
-        what="the Terminated Event",
+        lambda: _run_gone(api_client, run_namespace, "doomed"),
+        timeout=60,
+        what="the run to be deleted (finalizer released)",
     )
+    batch, leases = client.BatchV1Api(api_client), client.CoordinationV1Api(api_client)
+    wait_for(
+        lambda: not batch.list_namespaced_job(run_namespace).items,
+        timeout=60,
+        what="the Job to be deleted",
+    )
+    assert leases.list_namespaced_lease(run_namespace).items == []
+    assert "Terminated" in _events(api_client, run_namespace, "doomed")
     (pod,) = pod_runner.pods(run_namespace)
     assert pod.finished.wait(20)
     assert pod.exit_code == 143, pod.log_text()[-2000:]
@@ -586,30 +591,52 @@ def test_run__lease_renewals_show_a_live_worker_during_a_long_client(
     wait_phase(api_client, run_namespace, "beating", {"Succeeded"})
 
 
-def test_run__delete_while_operator_down_is_cleaned_up_without_it(
+def test_run__delete_while_operator_down_completes_when_it_returns(
     api_client: client.ApiClient,
     run_namespace: str,
     airtable: Airtable,
     operator: OperatorProcess,
 ) -> None:
-    """A run deleted while the operator is down is gone at once, and its Job and Lease with it
-    (the garbage collector needs no operator); the operator comes back to nothing left to do."""
+    """A run deleted while the operator is down waits on its finalizer, then is cleaned up."""
     _start_slow_run(api_client, run_namespace, airtable, "orphan", task_seconds=1)
     operator.stop()
     _delete_run(api_client, run_namespace, "orphan")
-    assert _run_gone(api_client, run_namespace, "orphan")
-    _wait_until_cleaned_up(api_client, run_namespace)
+    run = get_run(api_client, run_namespace, "orphan")
+    assert run["metadata"]["deletionTimestamp"] and run["metadata"]["finalizers"]
+
     operator.start()
-    create_run(api_client, run_namespace, "after", streams=[1])  # continues the orphan's cycle
-    wait_phase(api_client, run_namespace, "after", {"Succeeded"})
+    wait_for(lambda: _run_gone(api_client, run_namespace, "orphan"), timeout=60, what="deletion")
+    batch = client.BatchV1Api(api_client)
+    wait_for(lambda: not batch.list_namespaced_job(run_namespace).items, timeout=60, what="no Job")
+    assert client.CoordinationV1Api(api_client).list_namespaced_lease(run_namespace).items == []
 
 
-def _wait_until_cleaned_up(api: client.ApiClient, namespace: str) -> None:
-    batch, leases = client.BatchV1Api(api), client.CoordinationV1Api(api)
+def test_run__finalizer_removed_by_hand_still_cleans_up(
+    api_client: client.ApiClient,
+    run_namespace: str,
+    airtable: Airtable,
+    operator: OperatorProcess,
+) -> None:
+    """The README's emergency path: without the operator, the garbage collector removes the Jobs
+    and Leases of a run whose finalizer was removed by hand."""
+    _start_slow_run(api_client, run_namespace, airtable, "stuck", task_seconds=1)
+    operator.stop()
+    _delete_run(api_client, run_namespace, "stuck")
+    client.CustomObjectsApi(api_client).patch_namespaced_custom_object(
+        resource.GROUP,
+        resource.VERSION,
+        run_namespace,
+        resource.PLURAL,
+        "stuck",
+        {"metadata": {"finalizers": []}},
+        _content_type="application/merge-patch+json",
+    )
+    wait_for(lambda: _run_gone(api_client, run_namespace, "stuck"), timeout=30, what="deletion")
+    batch, leases = client.BatchV1Api(api_client), client.CoordinationV1Api(api_client)
     wait_for(
         lambda: (
-            not batch.list_namespaced_job(namespace).items
-            and not leases.list_namespaced_lease(namespace).items
+            not batch.list_namespaced_job(run_namespace).items
+            and not leases.list_namespaced_lease(run_namespace).items
         ),
         timeout=60,
         what="the garbage collector to remove the Job and the Lease",

@@ -12,9 +12,9 @@ long, and the records and e-mails are looked at again while a retry waits
 (``RETRY_INTERVAL_SECONDS``), all on one clock for all runs (``controller.later``); nothing lists
 a namespace, and nothing looks at a suspended or finished run.
 
-No handler or timer needs a finalizer, so kopf puts none on runs: a deleted run's Jobs are its
-dependents, the garbage collector deletes them, and their workers release the Leases once they
-wrapped up (``RunLifecycle.deleted``).
+Only the delete handler needs a finalizer (kopf timers would each add one too, hence the one
+clock): the garbage collector alone would delete a run's Jobs with the Jobs' default propagation,
+orphaning their pods, which would work on.
 """
 
 from __future__ import annotations
@@ -203,6 +203,12 @@ def suspend(
         raise kopf.TemporaryError(str(exc), delay=exc.delay) from exc
 
 
+@kopf.on.delete(*RUNS, id="terminate")
+def terminate(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    with metrics.HANDLER_DURATION.labels(handler="terminate").time():
+        memo.lifecycle.terminate(body, logger)
+
+
 @kopf.on.event(*RUNS, id="phases")
 def observe_phase(
     type: str, name: str, namespace: str | None, status: kopf.Status, **_: Any
@@ -220,13 +226,11 @@ def run_changed(
     type: str, body: kopf.Body, status: kopf.Status, memo: kopf.Memo, **kwargs: Any
 ) -> None:
     """A run's own change (its start written, say) may be what a Job's end waited for, or
-    what its records and e-mails wait for (its phase); a run deleted is told in an Event (the
-    garbage collector stops its Jobs)."""
+    what its records and e-mails wait for (its phase)."""
     if type == "DELETED":
         uid = body["metadata"]["uid"]
         memo.lifecycle.forget(uid)
         memo.lifecycle.later.cancel(("project", uid))
-        memo.lifecycle.deleted(body)
         memo.notifier.forget(uid)
         if memo.get("records") is not None:
             memo.records.forget(uid)

@@ -1,5 +1,4 @@
-"""What the operator does to a SmartResumeRun: start its streams, follow them, suspend; and what
-it tells when one is deleted.
+"""What the operator does to a SmartResumeRun: start its streams, follow them, suspend, terminate.
 
 Each method reads the run, decides with the pure ``core`` functions and acts on Leases, stream
 checkpoints (SmartResumeStreams) and Jobs. Order matters where a worker reads: the run ID, the
@@ -830,25 +829,29 @@ class RunLifecycle:
 
     # -- delete -------------------------------------------------------------------------------
 
-    def deleted(self, body: Body) -> None:
-        """Tell that a run was deleted mid-run. Nothing more to do: its Jobs are its dependents
-        (owner references), so the garbage collector deletes them and their pods get SIGTERM;
-        each worker wraps up its client in flight and then releases its stream's Lease (Leases
-        have no owner, or the collector would free a stream while its worker still writes; one
-        whose worker never wrapped up goes stale). The streams' checkpoints stay, for the next
-        run to continue.
+    def terminate(self, body: Body, logger: kopf.Logger) -> None:
+        """Stop the stream Jobs (their pods get SIGTERM) and release the run's Leases.
 
-        Runs carry no finalizer: the one kopf would add (for a deletion handler or a timer)
-        costs two writes per run and holds a deleted run until the operator is back, for
-        nothing that the garbage collector does not do."""
-        streams = ((body.get("status") or {}).get("streams") or {}).items()
-        stopped = sorted(k for k, v in streams if v and not is_terminal(v.get("phase", "")))
+        The streams' checkpoints stay: the next run continues their cycles.
+        """
+        status = body.get("status") or {}
+        namespace = body["metadata"]["namespace"]
+        stopped = []
+        for key, stream_status in (status.get("streams") or {}).items():
+            if not stream_status:
+                continue
+            if stream_status.get("job"):
+                self._jobs.delete(namespace, stream_status["job"])
+            self._release(self._lock(body, int(key)))
+            if not is_terminal(stream_status.get("phase", "")):
+                stopped.append(key)
         if stopped:
             kopf.warn(
                 body,
                 reason="Terminated",
-                message=f"run deleted; stream(s) {', '.join(stopped)} stopped",
+                message=f"run deleted; stopped stream(s) {', '.join(sorted(stopped))}",
             )
+        logger.info("run terminated; stopped streams: %s", stopped or "none")
 
     # -- shared -------------------------------------------------------------------------------
 
@@ -910,6 +913,7 @@ class RunLifecycle:
             stream=stream,
             holder=holder_identity(dict(body)),
             duration_seconds=self._settings.lease.duration_seconds,
+            owner=owner_reference(body),
         )
 
 

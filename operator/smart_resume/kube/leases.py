@@ -55,6 +55,7 @@ class StreamLock:
         stream: int,
         holder: str,
         duration_seconds: int,
+        owner: dict[str, Any] | None = None,
     ) -> None:
         self._objects = client.CustomObjectsApi(api)
         self.namespace = namespace
@@ -64,6 +65,7 @@ class StreamLock:
         """What ``LeaseObservations`` know this Lease by."""
         self.holder = holder
         self.duration_seconds = duration_seconds
+        self._owner = owner
         self.version = ""
         """The Lease's resourceVersion after this object's last write ("" once released)."""
 
@@ -256,6 +258,8 @@ class StreamLock:
             "name": self.name,
             "labels": {resource.LABEL_STREAM: str(self.stream)},
         }
+        if self._owner:
+            metadata["ownerReferences"] = [self._owner]
         return {
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
