@@ -335,7 +335,7 @@ def test_run__suspend_keeps_progress_and_resume_continues(
     leases = client.CoordinationV1Api(api_client)
     wait_for(
         lambda: not leases.list_namespaced_lease(run_namespace).items,
-        timeout=30,
+        timeout=90,  # the Job controller deletes the pod, the worker wraps up its client first
         what="the Lease to be released while suspended",
     )
     job = client.BatchV1Api(api_client).read_namespaced_job(
