@@ -180,8 +180,8 @@ def _project(memo: kopf.Memo, known: Known, run: Mapping[str, Any]) -> None:
         namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
 
         def again() -> None:
-            current = known.run_named(namespace, name)
-            if current is not None and current["metadata"]["uid"] == uid:
+            current = known.run_named(namespace, name, uid=uid)
+            if current is not None:
                 _project(memo, known, current)
 
         memo.lifecycle.later.call(("project", uid), RETRY_INTERVAL_SECONDS, again)

@@ -73,8 +73,15 @@ class Known:
     def runs(self, namespace: str) -> list[Mapping[str, Any]]:
         return list(self.runs_index.get(namespace, ()))
 
-    def run_named(self, namespace: str, name: str) -> Mapping[str, Any] | None:
-        return next((run for run in self.runs(namespace) if run["metadata"]["name"] == name), None)
+    def run_named(
+        self, namespace: str, name: str, *, uid: str | None = None
+    ) -> Mapping[str, Any] | None:
+        """The run ``name``; with ``uid``, only if it is still that run (not one re-created under
+        the same name)."""
+        run = next((run for run in self.runs(namespace) if run["metadata"]["name"] == name), None)
+        if run is None or uid not in (None, run["metadata"]["uid"]):
+            return None
+        return run
 
     def run(self, namespace: str, run_label: str) -> Mapping[str, Any] | None:
         for run in self.runs(namespace):

@@ -563,8 +563,8 @@ class RunLifecycle:
         the index as it is then."""
 
         def again() -> None:
-            run = known.run_named(namespace, name)
-            if run is not None and run["metadata"]["uid"] == uid:
+            run = known.run_named(namespace, name, uid=uid)
+            if run is not None:
                 self.follow(run, known)
 
         self.later.call(uid, delay, again)

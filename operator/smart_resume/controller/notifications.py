@@ -36,8 +36,7 @@ from smart_resume.config import Settings
 from smart_resume.controller import metrics
 from smart_resume.controller.known import Known
 from smart_resume.controller.projection import (
-    OneAtATime,
-    Written,
+    Projection,
     indexed_report,
     is_after,
     now_utc,
@@ -61,7 +60,7 @@ log = logging.getLogger("smart_resume.notifications")
 MAX_RETRY_SECONDS = 600.0
 
 
-class Notifier:
+class Notifier(Projection):
     def __init__(self, mailer: Mailer | None, runs: Runs, settings: Settings) -> None:
         self._mailer = mailer
         self._runs = runs
@@ -69,18 +68,10 @@ class Notifier:
         self._airtable_alert_after = datetime.timedelta(
             seconds=settings.airtable.alert_after_seconds
         )
-        self._written = Written("notifications")
-        self._looks = OneAtATime(self._notify, name="notifications")
+        super().__init__("notifications", thread="notifications")
 
-    def look(self, namespace: str, name: str, known: Known) -> None:
-        """Send what the run owes; one run at a time, so a slow mail server holds one thread."""
-        self._looks.ask(namespace, name, known)
-
-    def forget(self, uid: str) -> None:
-        """Drop what this process remembers of a deleted run."""
-        self._written.forget(uid)
-
-    def _notify(self, run: Mapping[str, Any], known: Known) -> None:
+    def _project(self, run: Mapping[str, Any], known: Known) -> None:
+        """Send what the run owes (a slow mail server holds this projection's thread only)."""
         now = now_utc()
         status = self._written.status(run)
         notes = status["notifications"]

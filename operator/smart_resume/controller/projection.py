@@ -158,3 +158,23 @@ def write_status(
             if exc.status != 409:
                 raise
     raise RuntimeError(f"run {meta['namespace']}/{meta['name']} kept changing")
+
+
+class Projection:
+    """A projection of runs (Airtable records, e-mails): each run looked at one at a time in a
+    thread of its own (``OneAtATime``), writing the one status field it owns (``Written``)."""
+
+    def __init__(self, field: str, *, thread: str) -> None:
+        self._written = Written(field)
+        self._looks = OneAtATime(self._project, name=thread)
+
+    def look(self, namespace: str, name: str, known: Known) -> None:
+        """Look at the run soon, from the index as it is then."""
+        self._looks.ask(namespace, name, known)
+
+    def forget(self, uid: str) -> None:
+        """Drop what this process remembers of a deleted run."""
+        self._written.forget(uid)
+
+    def _project(self, run: Mapping[str, Any], known: Known) -> None:
+        raise NotImplementedError

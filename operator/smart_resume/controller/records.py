@@ -40,8 +40,7 @@ from smart_resume.config import AirtableSettings
 from smart_resume.controller import metrics
 from smart_resume.controller.known import Known
 from smart_resume.controller.projection import (
-    OneAtATime,
-    Written,
+    Projection,
     indexed_report,
     is_after,
     now_utc,
@@ -75,7 +74,7 @@ def records_due(status: Mapping[str, Any]) -> bool:
     return bool((status.get("airtable") or {}).get("syncedPhase") != phase)
 
 
-class RunRecorder:
+class RunRecorder(Projection):
     def __init__(
         self,
         gateway: AirtableGateway,
@@ -85,8 +84,7 @@ class RunRecorder:
         self._gateway = gateway
         self._runs = runs
         self._settings = settings
-        self._written = Written("airtable")
-        self._looks = OneAtATime(self._sync, name="records")
+        super().__init__("airtable", thread="records")
 
     @classmethod
     def start(cls, settings: AirtableSettings, runs: Runs) -> RunRecorder | None:
@@ -125,15 +123,8 @@ class RunRecorder:
             log.warning("Airtable did not answer the start-up check; syncs will retry: %s", exc)
         return cls(gateway, runs, settings)
 
-    def look(self, namespace: str, name: str, known: Known) -> None:
-        """Bring the run's records up to its phase, or record why not; one sync at a time."""
-        self._looks.ask(namespace, name, known)
-
-    def forget(self, uid: str) -> None:
-        """Drop what this process remembers of a deleted run."""
-        self._written.forget(uid)
-
-    def _sync(self, run: Mapping[str, Any], known: Known) -> None:
+    def _project(self, run: Mapping[str, Any], known: Known) -> None:
+        """Bring the run's records up to its phase, or record why not."""
         now = now_utc()
         status = self._written.status(run)
         state = status["airtable"]
