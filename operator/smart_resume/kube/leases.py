@@ -129,11 +129,16 @@ class StreamLock:
                 return None
             raise
 
-    def renew(self, now: datetime.datetime) -> bool:
-        """Renew our hold; ``False`` when the Lease is gone or another run holds it now."""
+    def renew(self, now: datetime.datetime) -> bool | None:
+        """Renew our hold; ``False`` when another run holds the Lease now, ``None`` when it is
+        gone (deleted by the run's delete handler, or by hand to force an unlock): not renewed,
+        but nobody else holds it either, so the renew deadline and the cycle's owner fence the
+        worker, not the missing Lease itself (a worker about to get SIGTERM still wraps up)."""
         for _ in range(_ATTEMPTS):
             current, version = self._read()
-            if current is None or current.holder != self.holder:
+            if current is None:
+                return None
+            if current.holder != self.holder:
                 return False
             try:
                 self.version = self._replace(version, current, now, acquired=None)
